@@ -1,0 +1,38 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install migrate lint bench package e2e-deps clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/qabot db upgrade
+
+run: migrate
+	$(BIN)/qabot serve
+
+test: install e2e-deps
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check bot cards store scheduler qa qabot tests
+
+clean:
+	rm -rf $(VENV) *.egg-info
+
+e2e-deps:
+	bash scripts/e2e-deps.sh
+
+e2e: install e2e-deps
+	$(BIN)/python -m pytest -q -m e2e $(PYTEST_ARGS)

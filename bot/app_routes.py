@@ -1,0 +1,13 @@
+"""The root router: combines each flow's routes (the root adds none of its own)."""
+
+from __future__ import annotations
+
+from bot.flows import welcome
+from bot.router import Router
+
+
+def build_router() -> Router:
+    root = Router()
+    for flow in (welcome.router,):
+        root.include(flow)
+    return root

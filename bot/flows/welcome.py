@@ -1,0 +1,129 @@
+"""Install, first contact and help: what the bot does for each person's roles."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.router import Request, Router
+from bot.turn import Incoming, Reply
+from store.models import Staff
+
+log = logging.getLogger(__name__)
+router = Router()
+
+# What the bot will send a person, by role. Kept beside help so the two agree.
+ROLE_DUTIES: dict[str, str] = {
+    "social_worker": "findings of audits of your cases, with a card to record your response "
+                     "(Part B), and reminders for actions you own",
+    "team_manager": "your monthly audit allocation and form, findings of audits of your "
+                    "team's cases, safeguarding alerts for your team, and overdue actions "
+                    "of your team",
+    "advanced_practitioner": "your monthly audit allocation and the audit form",
+    "service_manager": "your monthly audit allocation, and escalations of overdue actions "
+                       "and poor practice in your service",
+    "head_of_service": "your monthly audit allocation, moderation requests, and escalations "
+                       "in your service",
+    "assistant_director": "your monthly audit allocation and escalations of Inadequate and "
+                          "Requires Improvement audits for remedial action",
+    "director": "escalations of Inadequate audits for remedial action",
+    "iro": "your monthly audit allocation and the audit form",
+    "cp_chair": "your monthly audit allocation and the audit form",
+    "qa_lead": "allocation summaries, completion status, moderation and the QA commands",
+    "principal_social_worker": "allocation summaries, completion status and moderation",
+}
+
+CHANNEL_WELCOME = (
+    "Hello, I am the case audit QA bot. Each month I allocate case audits to auditors, send "
+    "them the audit form, chase actions and escalate poor practice to managers. "
+    "**In this channel I only ever post totals** (digests for leadership): case references, "
+    "findings and names of children never appear here. Audit allocations, findings, "
+    "actions and alerts go 1:1 to the people they concern. Message me 1:1 and type **help**."
+)
+
+
+def _is_bot_added(incoming: Incoming) -> bool:
+    if incoming.type == "installationUpdate":
+        return (incoming.action or "add").startswith("add")
+    return incoming.type == "conversationUpdate" and incoming.bot_id in incoming.members_added
+
+
+def duties_for(roles: frozenset[str]) -> list[str]:
+    return [ROLE_DUTIES[r] for r in sorted(roles) if r in ROLE_DUTIES]
+
+
+def help_text(request: Request) -> str:
+    """Commands and messages for this person's roles (and only those)."""
+    ctx = request.ctx
+    roles = request.roles
+    lines: list[str] = []
+    if request.staff is None:
+        lines.append(
+            "I do not recognise you as a member of staff yet. Ask your QA team to check that "
+            "your email in the staff list matches your Teams account.")
+    else:
+        labels = [ctx.framework.roles.get(r, r) for r in sorted(roles)]
+        lines.append(f"You are set up as: {', '.join(labels) or 'no role'}.")
+        duties = duties_for(roles)
+        if duties:
+            lines.append("I will send you: " + "; ".join(duties) + ".")
+    if ctx.router is not None:
+        lines.append("Commands you can use:")
+        for command in ctx.router.commands_for(roles):
+            lines.append(f"- **{command.usage}**: {command.summary}")
+    return "\n\n".join(lines)
+
+
+@router.command("help", summary="what I do for you and the commands you can use")
+async def help_command(request: Request) -> Reply:
+    return Reply.text(help_text(request))
+
+
+async def _link_from_profile(request: Request) -> Staff | None:
+    """On first 1:1 contact, link the person to their staff record by email or UPN."""
+    ctx, incoming = request.ctx, request.incoming
+    if request.staff is not None or ctx.gateway is None or not incoming.reference:
+        return request.staff
+    member = await ctx.gateway.member(incoming.reference, incoming.user_id)
+    if member is None:
+        return None
+    addresses = " ".join(a for a in (member.email, member.user_principal_name) if a)
+    report = await ctx.directory.link_members(
+        [(member.id, member.aad_object_id, addresses)], actor="teams:first-contact")
+    if report.linked:
+        await ctx.directory.save_conversation(
+            conversation_id=incoming.conversation_id, kind="personal",
+            service_url=incoming.service_url, tenant_id=incoming.tenant_id,
+            reference=incoming.reference, teams_user_id=incoming.user_id,
+            aad_object_id=incoming.user_aad_id)
+    return await ctx.directory.staff_for_user(incoming.user_id, incoming.user_aad_id)
+
+
+@router.event(_is_bot_added)
+async def on_installed(request: Request) -> Reply | None:
+    ctx, incoming = request.ctx, request.incoming
+    if incoming.conversation_type == "personal":
+        staff = await _link_from_profile(request)
+        if not await ctx.directory.mark_welcomed(incoming.conversation_id):
+            return None
+        first = Request(ctx, incoming, staff)
+        greeting = ("Hello, I am the case audit QA bot. I run your council's monthly case "
+                    "audits in Teams.")
+        return Reply(messages=[greeting + "\n\n" + help_text(first)])
+    if incoming.team_id or incoming.conversation_type == "channel":
+        messages: list[str | dict[str, object]] = []
+        if await ctx.directory.mark_welcomed(incoming.conversation_id):
+            messages.append(CHANNEL_WELCOME)
+        from bot.flows.teams_sync import sync_conversation
+
+        try:
+            await sync_conversation(ctx, incoming.conversation_id)
+        except Exception:
+            log.exception("roster sync after team install failed")
+        return Reply(messages=messages) if messages else None
+    return None
+
+
+@router.event(lambda i: i.type == "message" and i.conversation_type == "personal" and not i.text
+              and not i.value)
+async def on_empty(request: Request) -> Reply | None:
+    return None

@@ -1,0 +1,195 @@
+"""The outbox sender: drains queued proactive messages into Teams.
+
+One path for every proactive message (EXAMPLES habit 9): claim due rows, resolve where
+each goes (creating the 1:1 chat when none exists), wait for the rate limiter, send,
+and settle the row: sent, retried later with backoff and jitter (429, 412, 502, 503,
+504 and connection failures, honouring Retry-After), or failed with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from bot.ratelimit import RateLimiter
+from bot.turn import DeliveryError
+from store.directory import Directory, Target
+from store.models import utcnow
+from store.outbox import RETRYABLE, Claimed, OutboxStore
+
+log = logging.getLogger(__name__)
+
+
+class Messenger(Protocol):
+    async def send(self, reference: dict[str, Any], message: str | dict[str, Any]) -> str: ...
+
+    async def create_personal(
+        self, *, service_url: str, tenant_id: str | None, bot_id: str, user_id: str,
+        aad_object_id: str | None = None,
+    ) -> dict[str, Any]: ...
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    throttled: int = 0
+
+
+class OutboxSender:
+    """Delivers outbox rows; run one per service instance."""
+
+    def __init__(
+        self,
+        outbox: OutboxStore,
+        directory: Directory,
+        messenger: Messenger,
+        *,
+        tenant_rate: float = 25.0,
+        max_attempts: int = 8,
+        concurrency: int = 8,
+        poll_seconds: float = 1.0,
+        base_backoff: float = 1.0,
+        max_backoff: float = 300.0,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._directory = directory
+        self._messenger = messenger
+        self._limiter = RateLimiter(tenant_rate)
+        self._max_attempts = max_attempts
+        self._concurrency = max(1, concurrency)
+        self._poll = poll_seconds
+        self._base = base_backoff
+        self._cap = max_backoff
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self.stats = SenderStats()
+
+    def notify(self) -> None:
+        """Something was queued in this process: drain now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Drain until ``stop`` is set; survives any single failure."""
+        while not stop.is_set():
+            try:
+                busy = await self.drain_once()
+            except Exception:
+                log.exception("outbox drain failed; retrying at next poll")
+                busy = 0
+            if busy:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def drain_once(self, limit: int = 200) -> int:
+        """Claim and deliver one batch; returns how many rows were processed."""
+        claimed = await self._outbox.claim(self._clock(), limit)
+        if not claimed:
+            return 0
+        # Messages for one recipient go in order, one at a time; recipients in parallel.
+        by_recipient: dict[str, list[Claimed]] = defaultdict(list)
+        for item in claimed:
+            by_recipient[item.staff_id or f"conv:{item.conversation_id}"].append(item)
+        queue: asyncio.Queue[list[Claimed]] = asyncio.Queue()
+        for items in by_recipient.values():
+            queue.put_nowait(items)
+
+        async def worker() -> None:
+            while not queue.empty():
+                items = queue.get_nowait()
+                for n, item in enumerate(items):
+                    if not await self._deliver(item):
+                        # Keep the recipient's order: the rest wait for this one.
+                        await self._outbox.release([later.id for later in items[n + 1:]])
+                        break
+
+        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, queue.qsize()))))
+        return len(claimed)
+
+    async def _target(self, item: Claimed) -> Target | None:
+        if item.staff_id is not None:
+            return await self._directory.target_for_staff(item.staff_id)
+        assert item.conversation_id is not None
+        return await self._directory.target_for_conversation(item.conversation_id)
+
+    async def _deliver(self, item: Claimed) -> bool:
+        """Deliver one message; False when it was put back for a retry."""
+        target = await self._target(item)
+        if target is None:
+            reason = (f"staff {item.staff_id} is not linked to a Teams user"
+                      if item.staff_id else f"unknown conversation {item.conversation_id}")
+            await self._fail(item, reason)
+            return True
+        try:
+            reference = target.reference
+            if reference is None:
+                if not (target.service_url and target.bot_id and target.teams_user_id):
+                    await self._fail(item, "no conversation with the bot yet (install it first)")
+                    return True
+                await self._limiter.acquire("tenant-create")
+                reference = await self._messenger.create_personal(
+                    service_url=target.service_url, tenant_id=target.tenant_id,
+                    bot_id=target.bot_id, user_id=target.teams_user_id,
+                    aad_object_id=target.aad_object_id,
+                )
+                await self._directory.save_conversation(
+                    conversation_id=reference["conversation"]["id"], kind="personal",
+                    service_url=target.service_url, tenant_id=target.tenant_id,
+                    reference=reference, teams_user_id=target.teams_user_id,
+                    aad_object_id=target.aad_object_id, actor="outbox",
+                )
+            conversation_id = str(reference["conversation"]["id"])
+            await self._limiter.acquire(conversation_id)
+            activity_id = await self._messenger.send(reference, item.message)
+        except DeliveryError as err:
+            return await self._delivery_failed(item, err, target)
+        await self._outbox.mark_sent(item.id, conversation_id, activity_id)
+        self.stats.sent += 1
+        return True
+
+    async def _delivery_failed(self, item: Claimed, err: DeliveryError, target: Target) -> bool:
+        """Settle a failed send: True when it is final (failed), False when retried."""
+        retryable = err.status in RETRYABLE or err.status is None
+        reason = f"HTTP {err.status}: {err.reason}" if err.status else err.reason
+        if err.status == 429:
+            self.stats.throttled += 1
+            if target.reference:
+                self._limiter.throttled(str(target.reference["conversation"]["id"]),
+                                        err.retry_after or self._base)
+        attempts = item.attempts + 1
+        if not retryable or attempts >= self._max_attempts:
+            await self._fail(item, f"gave up after {attempts} attempt(s): {reason}"
+                             if retryable else f"refused: {reason}")
+            return True
+        delay = self.backoff(attempts, err.retry_after)
+        self.stats.retried += 1
+        log.info("outbox message %s will be retried in %.1fs (%s)", item.id, delay, reason)
+        await self._outbox.mark_retry(item.id, self._clock() + timedelta(seconds=delay), reason)
+        return False
+
+    def backoff(self, attempts: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter, never sooner than Retry-After."""
+        exp = min(self._cap, self._base * (2 ** (attempts - 1)))
+        delay = self._rng.uniform(exp / 2, exp)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+    async def _fail(self, item: Claimed, reason: str) -> None:
+        self.stats.failed += 1
+        log.warning("outbox message %s failed: %s", item.id, reason)
+        await self._outbox.mark_failed(item.id, reason)

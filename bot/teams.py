@@ -1,0 +1,375 @@
+"""The thin layer over botbuilder-python: the only module that imports the SDK.
+
+botbuilder-python is archived upstream, so everything the rest of the code needs from
+Teams goes through :class:`TeamsGateway` in SDK-neutral types (``bot.turn``):
+incoming activities become :class:`Incoming`, handler answers are :class:`Reply`, and
+proactive sends, 1:1 conversation creation and roster paging are plain coroutines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import jwt
+from aiohttp import web
+from botbuilder.core import Bot, TurnContext
+from botbuilder.core.teams import TeamsInfo
+from botbuilder.integration.aiohttp import (
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+)
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    AdaptiveCardInvokeResponse,
+    Attachment,
+    ChannelAccount,
+    ConversationParameters,
+    ConversationReference,
+    InvokeResponse,
+)
+from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
+
+from bot.turn import DeliveryError, Incoming, Member, Reply
+from qabot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TurnHandler = Callable[[Incoming], Awaitable[Reply | None]]
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+
+
+class _SdkConfig:
+    """The attribute names botbuilder's configuration classes read."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.APP_ID = settings.app_id
+        self.APP_PASSWORD = settings.app_password
+        self.APP_TYPE = settings.app_type
+        self.APP_TENANTID = settings.app_tenant_id
+
+
+class _ReusingConnectorFactory(ConnectorFactory):
+    """Reuse one connector client per service URL and switch off msrest's own retries.
+
+    botbuilder builds a new client (and TCP connection) for every turn and send, and
+    msrest silently retries 5xx three times; the outbox owns retries, so a hidden retry
+    would break rate limiting and could deliver a message twice.
+    """
+
+    def __init__(self, inner: ConnectorFactory, cache: dict[tuple[str, str], Any]) -> None:
+        self._inner = inner
+        self._cache = cache
+
+    async def create(self, service_url: str, audience: str | None = None) -> Any:
+        key = (service_url, audience or "")
+        client = self._cache.get(key)
+        if client is None:
+            client = await self._inner.create(service_url, audience)
+            client.config.retry_policy.retries = 0
+            self._cache[key] = client
+        return client
+
+
+class _Authentication(ConfigurationBotFrameworkAuthentication):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(_SdkConfig(settings))
+        self._clients: dict[str, dict[tuple[str, str], Any]] = {}
+        self._token_clients: dict[str, Any] = {}
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        inner = super().create_connector_factory(claims_identity)
+        app_key = str(claims_identity.claims.get("aud") or claims_identity.claims.get("appid") or "")
+        return _ReusingConnectorFactory(inner, self._clients.setdefault(app_key, {}))
+
+    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> Any:
+        app_key = str(claims_identity.claims.get("aud") or claims_identity.claims.get("appid") or "")
+        client = self._token_clients.get(app_key)
+        if client is None:
+            client = await super().create_user_token_client(claims_identity)
+            self._token_clients[app_key] = client
+        return client
+
+
+def _tenant_of(activity: Activity) -> str | None:
+    # botbuilder-schema maps conversation.tenantId to "tenantID" and drops it, so
+    # the tenant is read from channelData, where Teams always puts it.
+    channel_data = activity.channel_data or {}
+    if isinstance(channel_data, dict):
+        tenant = channel_data.get("tenant") or {}
+        if isinstance(tenant, dict) and tenant.get("id"):
+            return str(tenant["id"])
+    conversation = activity.conversation
+    return getattr(conversation, "tenant_id", None) if conversation else None
+
+
+def _team_of(activity: Activity) -> tuple[str | None, str | None]:
+    channel_data = activity.channel_data or {}
+    if isinstance(channel_data, dict):
+        team = channel_data.get("team") or {}
+        if isinstance(team, dict) and team.get("id"):
+            return str(team["id"]), team.get("name")
+    return None, None
+
+
+def reference_of(activity: Activity) -> dict[str, Any]:
+    """A serialised conversation reference for proactive sends, detached from any message."""
+    ref = TurnContext.get_conversation_reference(activity)
+    ref.activity_id = None
+    return ref.serialize()
+
+
+def to_incoming(activity: Activity, correlation_id: str = "") -> Incoming:
+    """Reduce a botbuilder Activity to the fields the flows use."""
+    frm = activity.from_property or ChannelAccount()
+    conversation = activity.conversation
+    team_id, team_name = _team_of(activity)
+    channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+    value = activity.value if isinstance(activity.value, dict) else None
+    text = activity.text or ""
+    if activity.type == ActivityTypes.message:
+        text = TurnContext.remove_recipient_mention(activity) or text
+    return Incoming(
+        type=activity.type or "",
+        text=(text or "").strip(),
+        name=activity.name,
+        value=value,
+        user_id=frm.id or "",
+        user_aad_id=frm.aad_object_id,
+        user_name=frm.name,
+        conversation_id=conversation.id if conversation else "",
+        conversation_type=(conversation.conversation_type if conversation else None) or "personal",
+        tenant_id=_tenant_of(activity),
+        service_url=activity.service_url or "",
+        team_id=team_id,
+        team_name=team_name,
+        bot_id=activity.recipient.id if activity.recipient else "",
+        members_added=tuple(m.id for m in (activity.members_added or []) if m and m.id),
+        action=activity.action,
+        event_type=channel_data.get("eventType"),
+        reference=reference_of(activity) if conversation else {},
+        correlation_id=correlation_id,
+    )
+
+
+def _as_activity(message: str | dict[str, Any]) -> Activity:
+    if isinstance(message, str):
+        return Activity(type=ActivityTypes.message, text=message)
+    if message.get("type") == "AdaptiveCard":
+        return Activity(
+            type=ActivityTypes.message,
+            attachments=[Attachment(content_type=CARD_CONTENT_TYPE, content=message)],
+        )
+    return Activity().deserialize(message)
+
+
+def _delivery_error(exc: Exception) -> DeliveryError:
+    """Translate whatever the connector raised into a status and a Retry-After."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    headers = getattr(response, "headers", None) or {}
+    retry_after: float | None = None
+    raw = headers.get("Retry-After") if hasattr(headers, "get") else None
+    if raw:
+        try:
+            retry_after = float(raw)
+        except ValueError:
+            retry_after = None
+    reason = type(exc).__name__
+    error = getattr(getattr(exc, "error", None), "error", None)
+    if getattr(error, "code", None):
+        reason = f"{reason} {error.code}"
+    if status is None:
+        # msrest wraps refused or dropped connections in ClientRequestError.
+        inner = getattr(exc, "inner_exception", None) or exc
+        reason = f"connection failed ({type(inner).__name__})"
+    return DeliveryError(status, reason, retry_after)
+
+
+class TeamsGateway(Bot):
+    """Receives activities through CloudAdapter and sends through the Bot Connector."""
+
+    def __init__(self, settings: Settings, handler: TurnHandler) -> None:
+        self._settings = settings
+        self._handler = handler
+        self.adapter = CloudAdapter(_Authentication(settings))
+        self.adapter.on_turn_error = self._on_turn_error
+        self._correlation: dict[int, str] = {}
+
+    @property
+    def app_id(self) -> str:
+        return self._settings.app_id
+
+    async def process(self, request: web.Request, correlation_id: str) -> web.Response:
+        """Run one HTTP request through the adapter (auth, turn, invoke response)."""
+        task = asyncio.current_task()
+        self._correlation[id(task)] = correlation_id
+        try:
+            response = await self.adapter.process(request, self)
+        except jwt.PyJWTError:
+            # A malformed or forged bearer token is an authentication failure, not a crash.
+            raise web.HTTPUnauthorized() from None
+        finally:
+            self._correlation.pop(id(task), None)
+        return response if response is not None else web.Response(status=201)
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        correlation_id = self._correlation.get(id(asyncio.current_task()), "")
+        incoming = to_incoming(turn_context.activity, correlation_id)
+        reply = await self._handler(incoming)
+        if incoming.is_card_action:
+            await self._answer_invoke(turn_context, reply)
+        elif incoming.type == ActivityTypes.invoke:
+            await turn_context.send_activity(
+                Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200))
+            )
+        if reply:
+            for message in reply.messages:
+                await turn_context.send_activity(_as_activity(message))
+
+    async def _answer_invoke(self, turn_context: TurnContext, reply: Reply | None) -> None:
+        # Answered here, not through ActivityHandler.on_adaptive_card_invoke: in
+        # botbuilder 4.17.1 that path serialises the body twice and fails.
+        if reply is not None and reply.card is not None:
+            body = AdaptiveCardInvokeResponse(
+                status_code=200, type=CARD_CONTENT_TYPE, value=reply.card
+            )
+            response = InvokeResponse(status=200, body=body)
+        else:
+            response = InvokeResponse(status=200)
+        await turn_context.send_activity(
+            Activity(type=ActivityTypes.invoke_response, value=response)
+        )
+
+    async def _on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
+        correlation_id = self._correlation.get(id(asyncio.current_task()), "")
+        log.error(
+            "turn failed",
+            exc_info=error,
+            extra={"correlation_id": correlation_id, "activity_type": turn_context.activity.type},
+        )
+        if turn_context.activity.type == ActivityTypes.message:
+            await turn_context.send_activity(
+                f"Sorry, something went wrong on our side. If it keeps happening, quote "
+                f"reference {correlation_id or 'unknown'} to the QA team."
+            )
+
+    # ---- proactive -------------------------------------------------------------
+
+    async def _continue(self, reference: dict[str, Any],
+                        logic: Callable[[TurnContext], Awaitable[None]]) -> None:
+        """Run ``logic`` in a proactive turn; its failures surface as DeliveryError.
+
+        The adapter would hand an exception raised inside the turn to on_turn_error and
+        swallow it, so the callback catches it and it is re-raised here instead.
+        """
+        ref = ConversationReference().deserialize(reference)
+        ref.activity_id = None
+        failure: list[Exception] = []
+
+        async def callback(turn_context: TurnContext) -> None:
+            turn_context.activity.id = None
+            try:
+                await logic(turn_context)
+            except Exception as exc:
+                failure.append(exc)
+
+        try:
+            await self.adapter.continue_conversation(ref, callback, self.app_id or "")
+        except Exception as exc:
+            failure.append(exc)
+        if failure:
+            raise _delivery_error(failure[0]) from failure[0]
+
+    async def send(self, reference: dict[str, Any], message: str | dict[str, Any]) -> str:
+        """Post a new message into a known conversation; returns the activity id."""
+        sent: list[str] = []
+
+        async def logic(turn_context: TurnContext) -> None:
+            response = await turn_context.send_activity(_as_activity(message))
+            sent.append(response.id if response and response.id else "")
+
+        await self._continue(reference, logic)
+        return sent[0] if sent else ""
+
+    async def create_personal(
+        self,
+        *,
+        service_url: str,
+        tenant_id: str | None,
+        bot_id: str,
+        user_id: str,
+        aad_object_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Open (or get back) the 1:1 chat with a user; returns its conversation reference."""
+        params = ConversationParameters(
+            is_group=False,
+            bot=ChannelAccount(id=bot_id),
+            members=[ChannelAccount(id=user_id, aad_object_id=aad_object_id)],
+            tenant_id=tenant_id,
+            channel_data={"tenant": {"id": tenant_id}} if tenant_id else None,
+        )
+        created: list[dict[str, Any]] = []
+
+        async def callback(turn_context: TurnContext) -> None:
+            turn_context.activity.id = None
+            created.append(reference_of(turn_context.activity))
+
+        try:
+            await self.adapter.create_conversation(
+                self.app_id or "", callback, params, "msteams", service_url, None
+            )
+        except Exception as exc:
+            raise _delivery_error(exc) from exc
+        if not created:
+            raise DeliveryError(None, "the conversation was not created")
+        reference = created[0]
+        reference["user"] = {"id": user_id, "aadObjectId": aad_object_id}
+        reference["bot"] = {"id": bot_id}
+        return reference
+
+    async def roster(self, reference: dict[str, Any], team_id: str | None) -> list[Member]:
+        """Every member of a team (or of the referenced chat), across all pages."""
+        members: list[Member] = []
+
+        async def logic(turn_context: TurnContext) -> None:
+            token: str | None = None
+            while True:
+                if team_id:
+                    page = await TeamsInfo.get_paged_team_members(turn_context, team_id, token, 200)
+                else:
+                    page = await TeamsInfo.get_paged_members(turn_context, token, 200)
+                members.extend(_member(m) for m in page.members or [])
+                token = page.continuation_token
+                if not token:
+                    break
+
+        await self._continue(reference, logic)
+        return members
+
+    async def member(self, reference: dict[str, Any], user_id: str) -> Member | None:
+        """One member's profile (email, UPN) from the conversation they are in."""
+        found: list[Member] = []
+
+        async def logic(turn_context: TurnContext) -> None:
+            found.append(_member(await TeamsInfo.get_member(turn_context, user_id)))
+
+        try:
+            await self._continue(reference, logic)
+        except DeliveryError as err:
+            log.warning("member lookup failed: %s", err)
+            return None
+        return found[0] if found else None
+
+
+def _member(m: Any) -> Member:
+    return Member(
+        id=m.id,
+        aad_object_id=getattr(m, "aad_object_id", None),
+        name=m.name,
+        email=getattr(m, "email", None),
+        user_principal_name=getattr(m, "user_principal_name", None),
+    )

@@ -1,0 +1,95 @@
+"""SDK-neutral shapes of what arrives from Teams and what the bot answers.
+
+Everything outside ``bot/teams.py`` speaks these types, so the archived botbuilder SDK
+can be replaced without touching flows, cards, the store or the scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One activity from Teams, reduced to what the flows need."""
+
+    type: str
+    text: str = ""
+    name: str | None = None
+    value: dict[str, Any] | None = None
+    user_id: str = ""
+    user_aad_id: str | None = None
+    user_name: str | None = None
+    conversation_id: str = ""
+    conversation_type: str = "personal"
+    tenant_id: str | None = None
+    service_url: str = ""
+    team_id: str | None = None
+    team_name: str | None = None
+    bot_id: str = ""
+    members_added: tuple[str, ...] = ()
+    action: str | None = None
+    event_type: str | None = None
+    reference: dict[str, Any] = field(default_factory=dict)
+    correlation_id: str = ""
+
+    @property
+    def is_card_action(self) -> bool:
+        return self.type == "invoke" and self.name == "adaptiveCard/action"
+
+    @property
+    def verb(self) -> str | None:
+        """The Action.Execute verb, or the ``verb`` key of an Action.Submit payload."""
+        if self.is_card_action and self.value:
+            action = self.value.get("action") or {}
+            return action.get("verb")
+        if self.type == "message" and self.value:
+            verb = self.value.get("verb")
+            return verb if isinstance(verb, str) else None
+        return None
+
+    @property
+    def action_data(self) -> dict[str, Any]:
+        """Inputs and packed data of a card action, whichever way it arrived."""
+        if self.is_card_action and self.value:
+            data = (self.value.get("action") or {}).get("data") or {}
+            return dict(data) if isinstance(data, dict) else {}
+        return dict(self.value or {})
+
+
+@dataclass
+class Reply:
+    """What a handler wants sent back in the same turn.
+
+    ``messages`` are texts (str) or Adaptive Card dicts sent as new messages;
+    ``card`` is the card that replaces the one clicked (Action.Execute invoke response).
+    """
+
+    messages: list[str | dict[str, Any]] = field(default_factory=list)
+    card: dict[str, Any] | None = None
+
+    @classmethod
+    def text(cls, text: str) -> Reply:
+        return cls(messages=[text])
+
+
+@dataclass(frozen=True)
+class Member:
+    """A person on a team roster or in a chat, as Teams reports them."""
+
+    id: str
+    aad_object_id: str | None
+    name: str | None
+    email: str | None
+    user_principal_name: str | None
+
+
+class DeliveryError(Exception):
+    """The Bot Connector refused a send; ``status`` and ``retry_after`` drive retries."""
+
+    def __init__(self, status: int | None, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{status or 'no status'}: {reason}")
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after

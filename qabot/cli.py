@@ -1,0 +1,279 @@
+"""The ``qabot`` command: serve, migrate, check the framework, import, and operate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from qabot.settings import Settings, SettingsError
+
+log = logging.getLogger("qabot")
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as err:
+        _err(f"configuration error: {err}")
+        raise SystemExit(2) from None
+
+
+def _framework(settings: Settings) -> Any:
+    from qa.framework import FrameworkError
+    from qabot.context import load_configured_framework
+
+    try:
+        return load_configured_framework(settings)
+    except FrameworkError as err:
+        _err(f"framework file error: {err}")
+        raise SystemExit(2) from None
+
+
+def _with_context(func: Callable[[Any], Awaitable[int]]) -> int:
+    """Run an async command with an application context (no web server)."""
+    from qabot.context import AppContext
+
+    settings = _settings()
+    framework = _framework(settings)
+    _require_migrated(settings)
+
+    async def main() -> int:
+        ctx = AppContext.create(settings, framework)
+        try:
+            return await func(ctx)
+        finally:
+            await ctx.close()
+
+    return asyncio.run(main())
+
+
+def _require_migrated(settings: Settings) -> None:
+    from alembic.script import ScriptDirectory
+
+    from store.db import alembic_config, current_revision
+
+    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+    try:
+        current = current_revision(settings.database_url)
+    except Exception as err:
+        _err(f"database unreachable ({type(err).__name__}): check DATABASE_URL")
+        raise SystemExit(2) from None
+    if current != head:
+        _err(f"the database schema is at {current or 'nothing'}, not {head}: "
+             "run `qabot db upgrade` first")
+        raise SystemExit(2)
+
+
+# ---- commands ---------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from qabot.app import init_app
+    from qabot.logs import configure
+
+    settings = _settings()
+    configure(settings.log_format)
+    framework = _framework(settings)
+    _require_migrated(settings)
+    port = args.port or settings.port
+    log.info("starting", extra={"port": port, "framework": framework.source,
+                                "database": settings.database_url.split(":", 1)[0]})
+    web.run_app(init_app(settings, framework=framework), host=settings.host, port=port,
+                shutdown_timeout=15, print=None, access_log=None)
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from store.db import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, args.revision)
+    _out(f"database at {args.revision}")
+    return 0
+
+
+def cmd_framework_check(args: argparse.Namespace) -> int:
+    from qa.framework import FrameworkError, describe, load_framework
+
+    try:
+        fw = load_framework(args.file)
+    except FrameworkError as err:
+        _err(f"invalid: {err}")
+        return 1
+    _out(f"{args.file}: valid")
+    _out(describe(fw))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from store.imports import ImportRefused, import_cases, import_staff
+
+    path = Path(args.file)
+    if not path.is_file():
+        _err(f"no such file: {path}")
+        return 2
+    func = import_staff if args.kind == "staff" else import_cases
+
+    async def run(ctx: Any) -> int:
+        try:
+            report = await func(ctx.sessions, ctx.framework, path, actor=f"cli:{args.actor}",
+                                progress=not args.quiet)
+        except ImportRefused as err:
+            _err(f"refused: {err}")
+            return 2
+        _out(report.details())
+        return 1 if report.rejected else 0
+
+    return _with_context(run)
+
+
+def cmd_teams_sync(args: argparse.Namespace) -> int:
+    from bot.flows.teams_sync import describe, sync_all
+    from bot.teams import TeamsGateway
+
+    async def run(ctx: Any) -> int:
+        async def no_turns(_: Any) -> None:
+            return None
+
+        ctx.gateway = TeamsGateway(ctx.settings, no_turns)
+        results = await sync_all(ctx)
+        if not results:
+            _out("the bot is not installed in any team yet")
+            return 1
+        for team, report in results:
+            _out(f"{team}: {describe(report)}")
+        return 0
+
+    return _with_context(run)
+
+
+def cmd_outbox_status(args: argparse.Namespace) -> int:
+    async def run(ctx: Any) -> int:
+        st = await ctx.outbox.status()
+        age = ""
+        if st.oldest_pending_at is not None:
+            seconds = (ctx.clock() - st.oldest_pending_at).total_seconds()
+            age = f", oldest waiting {seconds:.0f}s"
+        _out(f"pending {st.pending}, sending {st.sending}, sent {st.sent}, failed {st.failed}{age}")
+        for message_id, staff_id, reason in st.failures:
+            _out(f"  failed #{message_id} to {staff_id or 'a channel'}: {reason}")
+        return 0
+
+    return _with_context(run)
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    async def run(ctx: Any) -> int:
+        n = await ctx.outbox.retry_failed()
+        _out(f"{n} failed message(s) queued again")
+        return 0
+
+    return _with_context(run)
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    from scheduler.runner import next_runs
+
+    async def run(ctx: Any) -> int:
+        for name, summary, when in next_runs(ctx, ctx.clock()):
+            _out(f"{name:24} next {when.isoformat() if when else 'never'}  {summary}")
+        return 0
+
+    return _with_context(run)
+
+
+def cmd_jobs_run(args: argparse.Namespace) -> int:
+    from scheduler.jobs import UnknownJob, run_job
+
+    try:
+        at = datetime.fromisoformat(args.at) if args.at else None
+    except ValueError:
+        _err(f"--at {args.at!r}: expected an ISO date-time such as 2026-12-01T09:00+00:00")
+        return 2
+
+    async def run(ctx: Any) -> int:
+        from zoneinfo import ZoneInfo
+
+        when = at or ctx.clock()
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=ZoneInfo(ctx.framework.timezone))
+        try:
+            result = await run_job(ctx, args.name, when)
+        except UnknownJob as err:
+            _err(str(err.args[0]))
+            return 2
+        _out(result)
+        return 0
+
+    return _with_context(run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qabot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the bot service")
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    p = db.add_parser("upgrade", help="apply migrations (the only way the schema is made)")
+    p.add_argument("revision", nargs="?", default="head")
+    p.set_defaults(func=cmd_db_upgrade)
+
+    fw = sub.add_parser("framework", help="the framework file").add_subparsers(dest="fw", required=True)
+    p = fw.add_parser("check", help="validate a framework file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_framework_check)
+
+    imp = sub.add_parser("import", help="import CSV exports").add_subparsers(dest="kind", required=True)
+    for kind in ("staff", "cases"):
+        p = imp.add_parser(kind, help=f"import {kind} (upsert)")
+        p.add_argument("file")
+        p.add_argument("--actor", default="import", help="who ran it, for the audit log")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.set_defaults(func=cmd_import)
+
+    teams = sub.add_parser("teams", help="Teams links").add_subparsers(dest="teams", required=True)
+    p = teams.add_parser("sync", help="link staff to Teams users from team rosters")
+    p.set_defaults(func=cmd_teams_sync)
+
+    ob = sub.add_parser("outbox", help="proactive messages").add_subparsers(dest="ob", required=True)
+    ob.add_parser("status", help="pending, failed with reasons, oldest age").set_defaults(
+        func=cmd_outbox_status)
+    ob.add_parser("retry", help="queue failed messages again").set_defaults(func=cmd_outbox_retry)
+
+    jobs = sub.add_parser("jobs", help="scheduled jobs").add_subparsers(dest="jobs", required=True)
+    jobs.add_parser("list", help="jobs and their next run").set_defaults(func=cmd_jobs_list)
+    p = jobs.add_parser("run", help="run a job now, as if at a given time")
+    p.add_argument("name")
+    p.add_argument("--at", default=None, help="ISO date-time, e.g. 2026-12-01T09:00")
+    p.set_defaults(func=cmd_jobs_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command != "serve":
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

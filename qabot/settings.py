@@ -1,0 +1,98 @@
+"""Service settings, read once from the environment.
+
+Bot Framework settings keep their usual names (``MicrosoftAppId`` and friends) so that
+an Azure Bot Service deployment configures this bot exactly as it would any other.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///qabot.db"
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the service cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r}: must be greater than zero")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    port: int = 3978
+    host: str = "0.0.0.0"
+    app_id: str = ""
+    app_password: str = ""
+    app_type: str = "MultiTenant"
+    app_tenant_id: str = ""
+    allowed_tenants: frozenset[str] = field(default_factory=frozenset)
+    framework_path: str = ""
+    max_body_bytes: int = 256 * 1024
+    tenant_rate: float = 25.0
+    outbox_poll_seconds: float = 1.0
+    outbox_max_attempts: int = 8
+    outbox_concurrency: int = 8
+    scheduler_enabled: bool = True
+    metrics_token: str = ""
+    log_format: str = "json"
+
+    @property
+    def local_mode(self) -> bool:
+        """No app id means no JWT checks: only for the Agents Playground and tests."""
+        return not self.app_id
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        tenants = frozenset(
+            t.strip() for t in env.get("QABOT_ALLOWED_TENANTS", "").split(",") if t.strip()
+        )
+        log_format = env.get("QABOT_LOG_FORMAT", "json").strip() or "json"
+        if log_format not in ("json", "text"):
+            raise SettingsError(f"QABOT_LOG_FORMAT={log_format!r}: expected json or text")
+        return cls(
+            database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            port=_int(env, "PORT", 3978),
+            host=env.get("HOST", "0.0.0.0").strip() or "0.0.0.0",
+            app_id=env.get("MicrosoftAppId", "").strip(),
+            app_password=env.get("MicrosoftAppPassword", "").strip(),
+            app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
+            app_tenant_id=env.get("MicrosoftAppTenantId", "").strip(),
+            allowed_tenants=tenants,
+            framework_path=env.get("QABOT_FRAMEWORK", "").strip(),
+            max_body_bytes=_int(env, "QABOT_MAX_BODY_BYTES", 256 * 1024),
+            tenant_rate=_float(env, "QABOT_TENANT_RATE", 25.0),
+            outbox_poll_seconds=_float(env, "QABOT_OUTBOX_POLL_SECONDS", 1.0),
+            outbox_max_attempts=_int(env, "QABOT_OUTBOX_MAX_ATTEMPTS", 8),
+            outbox_concurrency=_int(env, "QABOT_OUTBOX_CONCURRENCY", 8),
+            scheduler_enabled=env.get("QABOT_SCHEDULER", "on").strip().lower()
+            not in ("off", "0", "false", "no"),
+            metrics_token=env.get("QABOT_METRICS_TOKEN", "").strip(),
+            log_format=log_format,
+        )

@@ -1,0 +1,1 @@
+"""Every scheduled job, imported once so that each registers itself."""

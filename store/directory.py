@@ -1,0 +1,223 @@
+"""Staff, teams and where to reach people in Teams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from store.audit_log import record
+from store.models import Conversation, Staff, Team, utcnow
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a message for one person or conversation goes."""
+
+    reference: dict[str, Any] | None
+    # Enough to open a 1:1 chat when none exists yet:
+    teams_user_id: str | None = None
+    aad_object_id: str | None = None
+    service_url: str | None = None
+    tenant_id: str | None = None
+    bot_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkReport:
+    linked: list[str]
+    already: list[str]
+    unmatched_staff: list[str]
+    unknown_members: int
+
+
+class Directory:
+    """Queries and updates about people and conversations."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def staff(self, staff_id: str) -> Staff | None:
+        async with self._sessions() as session:
+            return await session.get(Staff, staff_id)
+
+    async def staff_for_user(self, user_id: str, aad_object_id: str | None) -> Staff | None:
+        """The staff record linked to a Teams user (by Teams id or AAD object id)."""
+        conditions = [Staff.teams_user_id == user_id]
+        if aad_object_id:
+            conditions.append(Staff.aad_object_id == aad_object_id)
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(Staff).where(or_(*conditions), Staff.active.is_(True)).limit(1)
+            )
+
+    async def team_name(self, team_id: int | None) -> str | None:
+        if team_id is None:
+            return None
+        async with self._sessions() as session:
+            team = await session.get(Team, team_id)
+            return team.name if team else None
+
+    async def save_conversation(
+        self,
+        *,
+        conversation_id: str,
+        kind: str,
+        service_url: str,
+        tenant_id: str | None,
+        reference: dict[str, Any],
+        teams_user_id: str | None = None,
+        aad_object_id: str | None = None,
+        team_id: str | None = None,
+        team_name: str | None = None,
+        actor: str = "teams",
+    ) -> bool:
+        """Store or refresh a conversation reference; returns True when it is new.
+
+        A personal chat is tied to the staff member whose Teams identity it is, so the
+        outbox can reach them later without creating another chat.
+        """
+        async with self._sessions.begin() as session:
+            conv = await session.get(Conversation, conversation_id)
+            created = conv is None
+            staff_id: str | None = None
+            if kind == "personal" and teams_user_id:
+                conditions = [Staff.teams_user_id == teams_user_id]
+                if aad_object_id:
+                    conditions.append(Staff.aad_object_id == aad_object_id)
+                staff = await session.scalar(select(Staff).where(or_(*conditions)).limit(1))
+                staff_id = staff.staff_id if staff else None
+            if conv is None:
+                conv = Conversation(id=conversation_id, kind=kind, reference=reference,
+                                    service_url=service_url)
+                session.add(conv)
+            conv.kind = kind
+            conv.service_url = service_url
+            conv.tenant_id = tenant_id or conv.tenant_id
+            conv.reference = reference
+            conv.teams_user_id = teams_user_id or conv.teams_user_id
+            conv.staff_id = staff_id or conv.staff_id
+            conv.team_id = team_id or conv.team_id
+            conv.team_name = team_name or conv.team_name
+            conv.updated_at = utcnow()
+            if created:
+                record(session, actor=actor, action="conversation.added", entity="conversation",
+                       entity_id=conversation_id,
+                       after={"kind": kind, "team_id": team_id, "staff_id": staff_id})
+        return created
+
+    async def mark_welcomed(self, conversation_id: str) -> bool:
+        """Set the welcome flag once; returns False when it was already set."""
+        async with self._sessions.begin() as session:
+            conv = await session.get(Conversation, conversation_id)
+            if conv is None or conv.welcomed_at is not None:
+                return False
+            conv.welcomed_at = utcnow()
+            return True
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        async with self._sessions() as session:
+            return await session.get(Conversation, conversation_id)
+
+    async def team_conversations(self) -> list[Conversation]:
+        """Channels where the bot is installed (one per team: the one it was added to)."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Conversation).where(Conversation.kind == "channel").order_by(Conversation.id)
+            )
+            return list(rows)
+
+    async def target_for_staff(self, staff_id: str) -> Target | None:
+        """How to reach a staff member 1:1, or None when they are not linked to Teams."""
+        async with self._sessions() as session:
+            staff = await session.get(Staff, staff_id)
+            if staff is None or not staff.teams_user_id:
+                return None
+            conv = await session.scalar(
+                select(Conversation)
+                .where(Conversation.kind == "personal",
+                       or_(Conversation.staff_id == staff_id,
+                           Conversation.teams_user_id == staff.teams_user_id))
+                .order_by(Conversation.updated_at.desc())
+                .limit(1)
+            )
+            if conv is not None:
+                return Target(reference=conv.reference)
+            # No chat yet: borrow the service URL, tenant and bot id of any known one.
+            anchor = await session.scalar(
+                select(Conversation).order_by(Conversation.updated_at.desc()).limit(1)
+            )
+            if anchor is None:
+                return Target(reference=None, teams_user_id=staff.teams_user_id)
+            return Target(
+                reference=None,
+                teams_user_id=staff.teams_user_id,
+                aad_object_id=staff.aad_object_id,
+                service_url=anchor.service_url,
+                tenant_id=anchor.tenant_id,
+                bot_id=(anchor.reference.get("bot") or {}).get("id"),
+            )
+
+    async def target_for_conversation(self, conversation_id: str) -> Target | None:
+        conv = await self.conversation(conversation_id)
+        return Target(reference=conv.reference) if conv else None
+
+    async def link_members(self, members: list[tuple[str, str | None, str | None]],
+                           actor: str) -> LinkReport:
+        """Link staff to Teams users by email or UPN, case-insensitively.
+
+        ``members`` holds (teams user id, aad object id, email-or-upn) triples; each
+        may carry both an email and a UPN joined by a space.
+        """
+        by_address: dict[str, tuple[str, str | None]] = {}
+        for user_id, aad, addresses in members:
+            for address in (addresses or "").split():
+                by_address[address.strip().lower()] = (user_id, aad)
+        linked: list[str] = []
+        already: list[str] = []
+        unmatched: list[str] = []
+        matched_users: set[str] = set()
+        async with self._sessions.begin() as session:
+            staff_rows = (await session.scalars(
+                select(Staff).where(Staff.active.is_(True)).order_by(Staff.staff_id))).all()
+            for staff in staff_rows:
+                hit = by_address.get(staff.email.strip().lower())
+                if hit is None:
+                    if not staff.teams_user_id:
+                        unmatched.append(staff.staff_id)
+                    continue
+                user_id, aad = hit
+                matched_users.add(user_id)
+                if staff.teams_user_id == user_id and (aad is None or staff.aad_object_id == aad):
+                    already.append(staff.staff_id)
+                    continue
+                before = {"teams_user_id": staff.teams_user_id, "aad_object_id": staff.aad_object_id}
+                staff.teams_user_id = user_id
+                staff.aad_object_id = aad or staff.aad_object_id
+                record(session, actor=actor, action="staff.linked", entity="staff",
+                       entity_id=staff.staff_id, before=before,
+                       after={"teams_user_id": user_id, "aad_object_id": staff.aad_object_id})
+                linked.append(staff.staff_id)
+            # Attach existing personal chats to newly linked staff.
+            for staff_id in linked:
+                staff = await session.get(Staff, staff_id)
+                assert staff is not None
+                convs = await session.scalars(select(Conversation).where(
+                    Conversation.kind == "personal",
+                    Conversation.teams_user_id == staff.teams_user_id))
+                for conv in convs:
+                    conv.staff_id = staff_id
+        unknown = len({m[0] for m in members} - matched_users)
+        return LinkReport(linked, already, unmatched, unknown)
+
+    async def staff_with_roles(self, roles: set[str] | frozenset[str]) -> list[Staff]:
+        async with self._sessions() as session:
+            rows = (await session.scalars(
+                select(Staff).where(Staff.active.is_(True)).order_by(Staff.staff_id))).all()
+        return [s for s in rows if roles.intersection(s.roles or [])]
+
+    async def count_staff(self) -> int:
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(Staff)) or 0)

@@ -1,0 +1,248 @@
+"""The persisted outbox: any process queues, the running service delivers.
+
+Rows are claimed with a conditional UPDATE (status and lease checked in the WHERE
+clause), which is safe with two service instances on PostgreSQL and with a CLI process
+beside the service on SQLite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from store.models import OutboxMessage, utcnow
+
+RETRYABLE = frozenset({429, 412, 502, 503, 504})
+
+
+def encode(message: str | dict[str, Any]) -> dict[str, Any]:
+    """Store a text or an Adaptive Card in one JSON shape."""
+    return {"text": message} if isinstance(message, str) else {"card": message}
+
+
+def decode(activity: dict[str, Any]) -> str | dict[str, Any]:
+    return activity["text"] if "text" in activity else activity["card"]
+
+
+async def queue_in(
+    session: AsyncSession,
+    *,
+    message: str | dict[str, Any],
+    staff_id: str | None = None,
+    conversation_id: str | None = None,
+    dedupe_key: str | None = None,
+    not_before: datetime | None = None,
+) -> int | None:
+    """Queue inside the caller's transaction; returns None when the dedupe key exists.
+
+    A dedupe key makes re-running a job harmless: the same message is never queued twice.
+    """
+    if (staff_id is None) == (conversation_id is None):
+        raise ValueError("queue a message to exactly one of staff_id or conversation_id")
+    if dedupe_key is not None:
+        existing = await session.scalar(
+            select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
+        )
+        if existing is not None:
+            return None
+    row = OutboxMessage(
+        recipient=f"staff:{staff_id}" if staff_id is not None else f"conv:{conversation_id}",
+        staff_id=staff_id,
+        conversation_id=conversation_id,
+        activity=encode(message),
+        dedupe_key=dedupe_key,
+        status="pending",
+        attempts=0,
+        next_attempt_at=not_before or utcnow(),
+        created_at=utcnow(),
+    )
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+    except IntegrityError:
+        return None
+    return row.id
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    staff_id: str | None
+    conversation_id: str | None
+    message: str | dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    pending: int
+    sending: int
+    sent: int
+    failed: int
+    oldest_pending_at: datetime | None
+    failures: list[tuple[int, str | None, str | None]]
+
+
+class OutboxStore:
+    """Queue, claim and settle outbox rows."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def queue(self, **kwargs: Any) -> int | None:
+        async with self._sessions.begin() as session:
+            return await queue_in(session, **kwargs)
+
+    async def claim(self, now: datetime, limit: int, lease_seconds: float = 120) -> list[Claimed]:
+        """Take up to ``limit`` due messages, oldest first, leased to this process.
+
+        A message waits while an earlier one to the same recipient is undelivered, so a
+        retried message never lets a later one overtake it.
+        """
+        earlier = aliased(OutboxMessage)
+        blocked = (
+            select(earlier.id)
+            .where(
+                earlier.recipient == OutboxMessage.recipient,
+                earlier.id < OutboxMessage.id,
+                earlier.status.in_(("pending", "sending")),
+            )
+            .exists()
+        )
+        due = and_(
+            or_(
+                and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+                and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
+            ),
+            ~blocked,
+        )
+        lease_until = now + timedelta(seconds=lease_seconds)
+        claimed: list[Claimed] = []
+        async with self._sessions.begin() as session:
+            candidates = (
+                await session.execute(
+                    select(OutboxMessage.id).where(due).order_by(OutboxMessage.id).limit(limit)
+                )
+            ).scalars().all()
+        for message_id in candidates:
+            async with self._sessions.begin() as session:
+                result = await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == message_id, due)
+                    .values(status="sending", lease_until=lease_until)
+                    .execution_options(synchronize_session=False)
+                )
+                if result.rowcount != 1:
+                    continue
+                row = await session.get(OutboxMessage, message_id)
+                assert row is not None
+                claimed.append(
+                    Claimed(row.id, row.staff_id, row.conversation_id, decode(row.activity), row.attempts)
+                )
+        return claimed
+
+    async def mark_sent(self, message_id: int, conversation_id: str, activity_id: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)
+                .values(
+                    status="sent",
+                    sent_at=utcnow(),
+                    lease_until=None,
+                    attempts=OutboxMessage.attempts + 1,
+                    sent_conversation_id=conversation_id,
+                    sent_activity_id=activity_id,
+                    last_error=None,
+                )
+            )
+
+    async def mark_retry(self, message_id: int, at: datetime, error: str) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)
+                .values(
+                    status="pending",
+                    next_attempt_at=at,
+                    lease_until=None,
+                    attempts=OutboxMessage.attempts + 1,
+                    last_error=error,
+                )
+            )
+
+    async def release(self, message_ids: list[int]) -> None:
+        """Give claimed messages back untouched (an earlier one to them must go first)."""
+        if not message_ids:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(message_ids), OutboxMessage.status == "sending")
+                .values(status="pending", lease_until=None)
+            )
+
+    async def mark_failed(self, message_id: int, error: str, count_attempt: bool = True) -> None:
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id)
+                .values(
+                    status="failed",
+                    lease_until=None,
+                    attempts=OutboxMessage.attempts + (1 if count_attempt else 0),
+                    last_error=error,
+                )
+            )
+
+    async def retry_failed(self) -> int:
+        """Put every failed message back in the queue (after the cause is fixed)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.status == "failed")
+                .values(status="pending", attempts=0, next_attempt_at=utcnow())
+            )
+            return int(result.rowcount or 0)
+
+    async def status(self, failures: int = 20) -> OutboxStatus:
+        async with self._sessions() as session:
+            counts = dict(
+                (
+                    await session.execute(
+                        select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+                    )
+                ).all()
+            )
+            oldest = await session.scalar(
+                select(func.min(OutboxMessage.created_at)).where(
+                    OutboxMessage.status.in_(("pending", "sending"))
+                )
+            )
+            failed_rows = (
+                await session.execute(
+                    select(OutboxMessage.id, OutboxMessage.staff_id, OutboxMessage.last_error)
+                    .where(OutboxMessage.status == "failed")
+                    .order_by(OutboxMessage.id.desc())
+                    .limit(failures)
+                )
+            ).all()
+        if oldest is not None and oldest.tzinfo is None:
+            from datetime import UTC
+
+            oldest = oldest.replace(tzinfo=UTC)
+        return OutboxStatus(
+            pending=counts.get("pending", 0),
+            sending=counts.get("sending", 0),
+            sent=counts.get("sent", 0),
+            failed=counts.get("failed", 0),
+            oldest_pending_at=oldest,
+            failures=[(r[0], r[1], r[2]) for r in failed_rows],
+        )

@@ -1,0 +1,57 @@
+"""Test doubles for the Teams edge: a fake Bot Connector and inbound activity factories."""
+
+from .activities import (
+    BOT_ID,
+    BOT_NAME,
+    DEFAULT_SERVICE_URL,
+    DEFAULT_TENANT_ID,
+    DEFAULT_USER,
+    Team,
+    User,
+    card_action,
+    conversation_update,
+    installation_update,
+    make_users,
+    message,
+    personal_conversation_id,
+    personal_conversation_id_for,
+    personal_install,
+    submit,
+    team_install,
+    teams_member,
+)
+from .connector import (
+    ADAPTIVE_CARD,
+    TEAMS_CONVERSATION_LIMITS,
+    Delivery,
+    FakeConnector,
+    RecordedRequest,
+)
+from .fixtures import fake_connector
+
+__all__ = [
+    "ADAPTIVE_CARD",
+    "BOT_ID",
+    "BOT_NAME",
+    "DEFAULT_SERVICE_URL",
+    "DEFAULT_TENANT_ID",
+    "DEFAULT_USER",
+    "TEAMS_CONVERSATION_LIMITS",
+    "Delivery",
+    "FakeConnector",
+    "RecordedRequest",
+    "Team",
+    "User",
+    "card_action",
+    "conversation_update",
+    "fake_connector",
+    "installation_update",
+    "make_users",
+    "message",
+    "personal_conversation_id",
+    "personal_conversation_id_for",
+    "personal_install",
+    "submit",
+    "team_install",
+    "teams_member",
+]
