@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -184,3 +185,78 @@ class JobRun(Base):
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("uq_job_runs_name_period", "name", "period", unique=True),)
+
+
+class AllocationRun(Base):
+    """One allocation: the monthly one, or a themed audit. Its unique key makes it happen once."""
+
+    __tablename__ = "allocation_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)  # e.g. "monthly:2026-12"
+    kind: Mapped[str] = mapped_column(String(16))  # monthly | thematic
+    month: Mapped[str] = mapped_column(String(7), index=True)  # YYYY-MM
+    theme: Mapped[str | None] = mapped_column(String(200))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    deadline: Mapped[date] = mapped_column(Date)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Audit(Base):
+    """One case audit allocated to one auditor, from allocation to submission."""
+
+    __tablename__ = "audits"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id"), index=True)
+    case_ref: Mapped[str] = mapped_column(ForeignKey("cases.case_ref"), index=True)
+    auditor_id: Mapped[str] = mapped_column(ForeignKey("staff.staff_id"), index=True)
+    delegate_id: Mapped[str | None] = mapped_column(ForeignKey("staff.staff_id"))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), index=True)
+    area: Mapped[str] = mapped_column(String(64), index=True)
+    tool: Mapped[str] = mapped_column(String(64))
+    month: Mapped[str] = mapped_column(String(7), index=True)
+    reason: Mapped[str] = mapped_column(String(16))  # random | reaudit | thematic
+    status: Mapped[str] = mapped_column(String(16), default="allocated", index=True)
+    allocated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline: Mapped[date] = mapped_column(Date)
+    look_back_from: Mapped[date] = mapped_column(Date)
+    look_back_to: Mapped[date] = mapped_column(Date)
+    draft: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    draft_saved_at: Mapped[datetime | None] = mapped_column()
+    submitted_at: Mapped[datetime | None] = mapped_column(index=True)
+    submitted_by: Mapped[str | None] = mapped_column(String(64))
+    overall_grade: Mapped[str | None] = mapped_column(String(32), index=True)
+    outcomes: Mapped[str | None] = mapped_column(String(16))
+    answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    safeguarding_concern: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("uq_audits_run_case", "run_id", "case_ref", unique=True),)
+
+
+class DomainGrade(Base):
+    __tablename__ = "domain_grades"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id"))
+    domain: Mapped[str] = mapped_column(String(64))
+    grade: Mapped[str] = mapped_column(String(32))
+
+    __table_args__ = (Index("uq_domain_grades_audit_domain", "audit_id", "domain", unique=True),
+                      Index("ix_domain_grades_domain_grade", "domain", "grade"))
+
+
+class AuditAction(Base):
+    """An action arising from an audit: what, who owns it, by when, how urgent."""
+
+    __tablename__ = "audit_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    what: Mapped[str] = mapped_column(Text)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("staff.staff_id"), index=True)
+    due_on: Mapped[date] = mapped_column(Date, index=True)
+    priority: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column()
