@@ -1,0 +1,101 @@
+"""The `qabot` command as an operator uses it: serve, shut down, refuse bad set-ups."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from qa.framework import bundled_framework_path
+from qabot.cli import main
+from store.db import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("Microsoft", "QABOT_"))}
+    env.update({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "PORT": str(_free_port()),
+                "HOST": "127.0.0.1", "QABOT_LOG_FORMAT": "json"})
+    env.update(extra)
+    return env
+
+
+def _qabot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "qabot.cli", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert _qabot("db", "upgrade", env=env).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "qabot.cli", "serve"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{env['PORT']}/healthz", timeout=1) as r:
+                    body = r.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert body is not None and '"database": "ok"' in body
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "local mode" in err and "stopped cleanly" in err
+
+
+def test_serve_refuses_a_bad_framework_file_with_line_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "council.toml"
+    text = bundled_framework_path("lambeth_like").read_text(encoding="utf-8")
+    bad.write_text(text.replace("step_days =", "step_dayz =", 1), encoding="utf-8")
+    line = next(i for i, row in enumerate(bad.read_text().splitlines(), 1) if "step_dayz" in row)
+    env = _env(tmp_path, QABOT_FRAMEWORK=str(bad))
+    upgrade(env["DATABASE_URL"])
+    result = _qabot("serve", env=env)
+    assert result.returncode == 2
+    assert f"{bad}:{line}: escalation.step_dayz: unknown key" in result.stderr
+
+
+def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    result = _qabot("serve", env=_env(tmp_path))
+    assert result.returncode == 2
+    assert "run `qabot db upgrade` first" in result.stderr
+
+
+def test_bad_environment_values_are_reported(tmp_path: Path) -> None:
+    result = _qabot("serve", env=_env(tmp_path, QABOT_TENANT_RATE="fast"))
+    assert result.returncode == 2
+    assert "QABOT_TENANT_RATE='fast': expected a number" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["lambeth_like", "bedford_like"])
+def test_framework_check_accepts_the_bundled_examples(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["framework", "check", str(bundled_framework_path(name))]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and "Areas of planning" in out
+
+
+def test_framework_check_reports_a_syntax_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('authority = "x"\n\n[areas.early_help\nlabel = "EH"\n', encoding="utf-8")
+    assert main(["framework", "check", str(bad)]) == 1
+    assert f"{bad}:3:" in capsys.readouterr().err
