@@ -272,6 +272,8 @@ class TeamsGateway(Bot):
 
         async def callback(turn_context: TurnContext) -> None:
             turn_context.activity.id = None
+            # TeamsInfo reads channel_data and fails on the None a continuation carries.
+            turn_context.activity.channel_data = turn_context.activity.channel_data or {}
             try:
                 await logic(turn_context)
             except Exception as exc:

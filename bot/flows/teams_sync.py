@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from qabot.context import AppContext
@@ -50,8 +51,11 @@ async def _tell_qa_leads(ctx: AppContext, report: LinkReport, team: str) -> None
     if not report.unmatched_staff and not report.linked:
         return
     leads = await ctx.directory.staff_with_roles(ctx.framework.qa_roles)
+    text = f"Teams roster check for {team}: {describe(report)}"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     async with ctx.sessions.begin() as session:
         for lead in leads:
-            await queue_in(session, staff_id=lead.staff_id,
-                           message=f"Teams roster check for {team}: {describe(report)}")
+            # The same report is not sent twice (Teams sends two events per install).
+            await queue_in(session, staff_id=lead.staff_id, message=text,
+                           dedupe_key=f"roster:{lead.staff_id}:{digest}")
     ctx.outbox_queued()

@@ -34,10 +34,13 @@ ROLE_DUTIES: dict[str, str] = {
 
 CHANNEL_WELCOME = (
     "Hello, I am the case audit QA bot. Each month I allocate case audits to auditors, send "
-    "them the audit form, chase actions and escalate poor practice to managers. "
+    "them the audit form, chase actions and escalate poor practice to managers.\n\n"
     "**In this channel I only ever post totals** (digests for leadership): case references, "
-    "findings and names of children never appear here. Audit allocations, findings, "
-    "actions and alerts go 1:1 to the people they concern. Message me 1:1 and type **help**."
+    "findings and names of children never appear here. Everything about a case goes 1:1, "
+    "and only to the people it concerns: auditors get their allocations, social workers "
+    "and team managers the findings of audits of their cases, action owners reminders, "
+    "managers escalations, and the QA team summaries and moderation requests.\n\n"
+    "Message me 1:1 and type **help** to see what I will send you."
 )
 
 
@@ -110,16 +113,16 @@ async def on_installed(request: Request) -> Reply | None:
                     "audits in Teams.")
         return Reply(messages=[greeting + "\n\n" + help_text(first)])
     if incoming.team_id or incoming.conversation_type == "channel":
-        messages: list[str | dict[str, object]] = []
-        if await ctx.directory.mark_welcomed(incoming.conversation_id):
-            messages.append(CHANNEL_WELCOME)
+        # Teams sends two events per install; only the first welcomes and syncs.
+        if not await ctx.directory.mark_welcomed(incoming.conversation_id):
+            return None
         from bot.flows.teams_sync import sync_conversation
 
         try:
             await sync_conversation(ctx, incoming.conversation_id)
         except Exception:
             log.exception("roster sync after team install failed")
-        return Reply(messages=messages) if messages else None
+        return Reply(messages=[CHANNEL_WELCOME])
     return None
 
 
