@@ -40,12 +40,16 @@ def _weekdays_up_to(d: date) -> int:
 class WorkingCalendar:
     """Answers "is this a working day" and counts working days, for one bank-holiday region."""
 
-    def __init__(self, region: str = "england-and-wales", extra_closures: Iterable[date] = ()) -> None:
+    def __init__(
+        self, region: str = "england-and-wales", extra_closures: Iterable[date] = ()
+    ) -> None:
         try:
             self._subdiv = REGIONS[region]
         except KeyError:
             known = ", ".join(sorted(REGIONS))
-            raise ValueError(f"unknown bank-holiday region {region!r}; expected one of: {known}") from None
+            raise ValueError(
+                f"unknown bank-holiday region {region!r}; expected one of: {known}"
+            ) from None
         self.region = region
         self._extra: frozenset[date] = frozenset(extra_closures)
         # Closed weekdays per year, filled on first use so any year works without a fixed range.

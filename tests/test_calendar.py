@@ -180,7 +180,9 @@ def test_between_and_add_are_consistent(seed: int) -> None:
 
 
 def test_extra_closures_are_closed_even_mid_week() -> None:
-    cal = WorkingCalendar(extra_closures=[date(2026, 12, 29), date(2026, 12, 30), date(2026, 12, 31)])
+    cal = WorkingCalendar(
+        extra_closures=[date(2026, 12, 29), date(2026, 12, 30), date(2026, 12, 31)]
+    )
     assert not cal.is_working_day(date(2026, 12, 30))
     assert cal.add_working_days(date(2026, 12, 24), 1) == date(2027, 1, 4)
     assert cal.working_days_between(date(2026, 12, 24), date(2027, 1, 4)) == 1
