@@ -7,6 +7,7 @@ import logging
 from bot.router import Request, Router
 from bot.teams import TurnHandler
 from bot.turn import Incoming, Reply
+from cards.common import notice_card
 from qabot.context import AppContext
 from qabot.logs import correlation_id
 from store.errors import StoreError
@@ -36,17 +37,25 @@ def make_turn_handler(ctx: AppContext, router: Router) -> TurnHandler:
                 staff = await ctx.directory.staff_for_user(incoming.user_id, incoming.user_aad_id)
             return await router.dispatch(Request(ctx, incoming, staff))
         except (UserError, StoreError) as err:
-            return Reply.text(str(err))
+            return _answer(incoming, str(err))
         except Exception:
             log.exception("handler failed", extra={"activity_type": incoming.type,
                                                    "verb": incoming.verb or ""})
-            return Reply.text(
+            return _answer(
+                incoming,
                 "Sorry, something went wrong on our side and nothing was changed. If it keeps "
                 f"happening, quote reference {incoming.correlation_id} to the QA team.")
         finally:
             correlation_id.reset(token)
 
     return handle
+
+
+def _answer(incoming: Incoming, text: str) -> Reply:
+    """A card button expects a card back (Teams shows an error otherwise); a message, text."""
+    if incoming.is_card_action:
+        return Reply(card=notice_card(text))
+    return Reply.text(text)
 
 
 async def _remember_conversation(ctx: AppContext, incoming: Incoming, known: dict[str, str]) -> None:

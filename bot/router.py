@@ -42,6 +42,9 @@ class Request:
 
 
 Handler = Callable[[Request], Awaitable[Reply | None]]
+
+#: Stands in a command's roles for "the QA team", whose roles the framework file names.
+QA_TEAM = "@qa_team"
 EventSelector = Callable[[Incoming], bool]
 
 
@@ -51,7 +54,15 @@ class Command:
     handler: Handler
     summary: str
     usage: str
-    roles: frozenset[str] | None  # None: everyone; else any one of these roles
+    roles: frozenset[str] | None  # None: everyone; else any one of these roles (or QA_TEAM)
+
+    def allowed(self, roles: frozenset[str], qa_roles: frozenset[str]) -> bool:
+        if self.roles is None:
+            return True
+        wanted = self.roles - {QA_TEAM}
+        if QA_TEAM in self.roles:
+            wanted |= qa_roles
+        return bool(roles & wanted)
 
 
 @dataclass
@@ -98,8 +109,8 @@ class Router:
         self.commands.extend(other.commands)
         self.events.extend(other.events)
 
-    def commands_for(self, roles: frozenset[str]) -> list[Command]:
-        return [c for c in self.commands if c.roles is None or roles & c.roles]
+    def commands_for(self, roles: frozenset[str], qa_roles: frozenset[str]) -> list[Command]:
+        return [c for c in self.commands if c.allowed(roles, qa_roles)]
 
     def match_command(self, text: str) -> tuple[Command, str] | None:
         """The longest registered command whose words start the text, and the rest."""
@@ -131,11 +142,22 @@ class Router:
                 return Reply.text(
                     "Sorry, I did not understand that. Type **help** to see what I can do for you.")
             command, rest = found
-            if command.roles is not None and not (request.roles & command.roles):
-                return Reply.text(f"**{command.usage}** is for "
-                                  f"{', '.join(sorted(command.roles))} only.")
+            qa_roles = request.ctx.framework.qa_roles
+            if not command.allowed(request.roles, qa_roles):
+                return Reply.text(f"**{command.usage}** is for {_who(request, command)} only.")
             return await command.handler(_with_args(request, rest))
         return None
+
+
+def _who(request: Request, command: Command) -> str:
+    """The roles a command is for, in the framework's own labels."""
+    fw = request.ctx.framework
+    if command.roles == {QA_TEAM}:
+        return "the QA team"
+    roles = set(command.roles or ()) - {QA_TEAM}
+    if command.roles and QA_TEAM in command.roles:
+        roles |= fw.qa_roles
+    return " or ".join(fw.roles.get(r, r) for r in sorted(roles))
 
 
 def _with_args(request: Request, rest: str) -> Request:

@@ -31,3 +31,12 @@ def teams_findings(card: dict[str, Any]) -> list[str]:
     if result.is_ok():
         return []
     return [f"{f.failure.value}: {f.message}" for f in validator.details()]
+
+
+def notice_card(text: str) -> dict[str, Any]:
+    """A one-message card, shown in place of a clicked card when nothing else fits."""
+    return {
+        "type": "AdaptiveCard",
+        "version": SCHEMA_VERSION,
+        "body": [{"type": "TextBlock", "text": text, "wrap": True}],
+    }

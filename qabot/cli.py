@@ -224,6 +224,29 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
     return _with_context(run)
 
 
+def cmd_allocate(args: argparse.Namespace) -> int:
+    from store.allocations import allocate_month, parse_month
+
+    try:
+        month = parse_month(args.month)
+    except ValueError as err:
+        _err(str(err))
+        return 2
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        _err("--seed must be a whole number from 0 to 2^63-1")
+        return 2
+
+    async def run(ctx: Any) -> int:
+        outcome = await allocate_month(
+            ctx.sessions, ctx.framework, ctx.calendar, month, as_of=ctx.clock(),
+            actor=f"cli:{args.actor}", seed=args.seed, dry_run=args.dry_run)
+        for line in outcome.report():
+            _out(line)
+        return 0
+
+    return _with_context(run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qabot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -258,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     ob.add_parser("status", help="pending, failed with reasons, oldest age").set_defaults(
         func=cmd_outbox_status)
     ob.add_parser("retry", help="queue failed messages again").set_defaults(func=cmd_outbox_retry)
+
+    p = sub.add_parser("allocate", help="allocate a month's case audits (once; --dry-run previews)")
+    p.add_argument("--month", required=True, help="YYYY-MM, e.g. 2026-12")
+    p.add_argument("--dry-run", action="store_true", help="compute and report, write nothing")
+    p.add_argument("--seed", type=int, default=None, help="reproduce an allocation (else random)")
+    p.add_argument("--actor", default="allocate", help="who ran it, for the audit log")
+    p.set_defaults(func=cmd_allocate)
 
     jobs = sub.add_parser("jobs", help="scheduled jobs").add_subparsers(dest="jobs", required=True)
     jobs.add_parser("list", help="jobs and their next run").set_defaults(func=cmd_jobs_list)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from store.audit_log import record
@@ -77,8 +78,32 @@ class Directory:
         """Store or refresh a conversation reference; returns True when it is new.
 
         A personal chat is tied to the staff member whose Teams identity it is, so the
-        outbox can reach them later without creating another chat.
+        outbox can reach them later without creating another chat. Two first activities
+        of a new chat arriving together both try to insert it: the loser updates instead.
         """
+        kwargs = dict(conversation_id=conversation_id, kind=kind, service_url=service_url,
+                      tenant_id=tenant_id, reference=reference, teams_user_id=teams_user_id,
+                      aad_object_id=aad_object_id, team_id=team_id, team_name=team_name,
+                      actor=actor)
+        try:
+            return await self._save_conversation(**kwargs)
+        except IntegrityError:
+            return await self._save_conversation(**kwargs)
+
+    async def _save_conversation(
+        self,
+        *,
+        conversation_id: str,
+        kind: str,
+        service_url: str,
+        tenant_id: str | None,
+        reference: dict[str, Any],
+        teams_user_id: str | None,
+        aad_object_id: str | None,
+        team_id: str | None,
+        team_name: str | None,
+        actor: str,
+    ) -> bool:
         async with self._sessions.begin() as session:
             conv = await session.get(Conversation, conversation_id)
             created = conv is None

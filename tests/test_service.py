@@ -112,3 +112,26 @@ async def test_oversized_and_malformed_bodies_are_refused(service) -> None:
     assert service.connector.texts() == []
 
 
+
+
+@pytest.mark.parametrize(("roles", "listed"), [
+    (["qa_lead"], True),
+    (["practice_assurance_lead"], True),  # a QA role named by the framework file only
+    (["social_worker"], False),
+    (["team_manager"], False),
+])
+async def test_qa_team_commands_follow_the_frameworks_qa_roles(service, roles, listed) -> None:
+    fc = service.connector
+    assert "practice_assurance_lead" in service.ctx.framework.qa_roles
+    person = User.named("Role Holder")
+    await add_staff(service.ctx, "R1", person, roles)
+    await service.post(message("help", user=person, service_url=fc.url))
+    await service.post(message("status", user=person, service_url=fc.url))
+    conv = personal_conversation_id(person)
+    help_text, *refusal = fc.texts(conv)
+    assert ("**status**" in help_text) is listed
+    assert ("**delegate CASE_REF to EMAIL**" in help_text) is listed
+    if listed:  # the completion card, not a refusal
+        assert refusal == [] and len(fc.cards(conv)) == 1
+    else:
+        assert refusal == ["**status** is for the QA team only."] and fc.cards(conv) == []

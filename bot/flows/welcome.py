@@ -71,7 +71,7 @@ def help_text(request: Request) -> str:
             lines.append("I will send you: " + "; ".join(duties) + ".")
     if ctx.router is not None:
         lines.append("Commands you can use:")
-        for command in ctx.router.commands_for(roles):
+        for command in ctx.router.commands_for(roles, ctx.framework.qa_roles):
             lines.append(f"- **{command.usage}**: {command.summary}")
     return "\n\n".join(lines)
 

@@ -1,0 +1,1 @@
+"""Benchmarks and the synthetic council data they (and the tests) run on."""

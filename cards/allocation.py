@@ -1,0 +1,297 @@
+"""Allocation and completion cards (SPEC R3, R11): pure functions from a view-model to a dict.
+
+Case references appear only on cards that go 1:1 to the auditor who holds the audit (or,
+for overdue notes, to that auditor's line manager). The QA summary and the completion
+status carry counts, staff ids and names, never case references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from cards.common import SCHEMA_VERSION
+from cards.payloads import OpenAudit
+
+__all__ = [
+    "AllocatedCase",
+    "AllocationView",
+    "AreaCount",
+    "CompletionRow",
+    "CompletionView",
+    "QaSummaryView",
+    "ReminderView",
+    "StaffRef",
+    "allocation_card",
+    "completion_card",
+    "long_date",
+    "month_title",
+    "qa_summary_card",
+    "reminder_card",
+]
+
+
+@dataclass(frozen=True)
+class AllocatedCase:
+    """One audit on an auditor's card; ``reaudit_due`` is set for a re-audit."""
+
+    audit_id: int
+    case_ref: str
+    area_label: str
+    reason: str  # "random" | "reaudit" | "thematic"
+    look_back_from: date
+    look_back_to: date
+    deadline: date
+    reaudit_due: date | None = None
+
+
+@dataclass(frozen=True)
+class AllocationView:
+    authority: str
+    auditor_name: str
+    month: date  # first day of the month
+    cases: tuple[AllocatedCase, ...]
+
+
+@dataclass(frozen=True)
+class ReminderView:
+    authority: str
+    auditor_name: str
+    deadline: date
+    working_days_left: int
+    cases: tuple[AllocatedCase, ...]
+
+
+@dataclass(frozen=True)
+class AreaCount:
+    label: str
+    allocated: int
+    wanted: int | None  # the framework's monthly count, None when it sets none
+
+
+@dataclass(frozen=True)
+class StaffRef:
+    staff_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class QaSummaryView:
+    """What the QA team is told about one month's allocation (counts and names only)."""
+
+    authority: str
+    month: date
+    seed: int
+    deadline: date
+    auditors: int
+    per_area: tuple[AreaCount, ...]
+    per_team: tuple[tuple[str, int], ...]
+    shortfalls: tuple[str, ...]  # lines without case references
+    reaudits_missed: int  # due re-audits the rules could not allocate
+    unreachable: tuple[StaffRef, ...]
+    blackout_months: tuple[str, ...] = ()  # month names, for the note
+
+
+@dataclass(frozen=True)
+class CompletionRow:
+    team: str
+    allocated: int
+    submitted: int
+    draft: int
+    overdue: int
+
+
+@dataclass(frozen=True)
+class CompletionView:
+    month: date
+    as_of: date
+    rows: tuple[CompletionRow, ...]
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def long_date(d: date) -> str:
+    """'Tuesday 22 December 2026': unambiguous for UK readers, no locale needed."""
+    return f"{d:%A} {d.day} {d:%B %Y}"
+
+
+def month_title(month: date) -> str:
+    return f"{month:%B %Y}"
+
+
+def _short(d: date) -> str:
+    return f"{d.day} {d:%b %Y}"
+
+
+def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": SCHEMA_VERSION,
+        "body": body,
+    }
+    if actions:
+        card["actions"] = actions
+    return card
+
+
+def _heading(text: str) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "size": "Large", "weight": "Bolder", "wrap": True}
+
+
+def _text(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "wrap": True, **extra}
+
+
+def _facts(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    return {"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in pairs]}
+
+
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def _reason(case: AllocatedCase) -> str:
+    if case.reason == "reaudit":
+        due = f", due by {long_date(case.reaudit_due)}" if case.reaudit_due else ""
+        return f"Re-audit{due}"
+    if case.reason == "thematic":
+        return "Thematic audit"
+    return "Random monthly selection"
+
+
+def _case_block(case: AllocatedCase) -> dict[str, Any]:
+    """One case: reference, area, look-back, deadline, reason and its own form button."""
+    return {
+        "type": "Container",
+        "separator": True,
+        "spacing": "Medium",
+        "items": [
+            _text(f"Case {case.case_ref}", weight="Bolder"),
+            _facts([
+                ("Area of planning", case.area_label),
+                ("Look back", f"{_short(case.look_back_from)} to {_short(case.look_back_to)}"),
+                ("Deadline", long_date(case.deadline)),
+                ("Why this case", _reason(case)),
+            ]),
+            {
+                "type": "ActionSet",
+                "actions": [{
+                    "type": "Action.Execute",
+                    "title": "Open audit form",
+                    "verb": OpenAudit.verb,
+                    "data": OpenAudit(case.audit_id).pack(),
+                }],
+            },
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------- cards
+
+
+def allocation_card(view: AllocationView) -> dict[str, Any]:
+    """The auditor's 1:1 card: their cases this month, each with a button to open the form."""
+    deadlines = sorted({c.deadline for c in view.cases})
+    by = f" Please submit by {long_date(deadlines[0])}." if len(deadlines) == 1 else ""
+    body = [
+        _heading(f"Your case audits for {month_title(view.month)}"),
+        _text(f"Hello {view.auditor_name}, you have {_plural(len(view.cases), 'case')} to audit "
+              f"this month.{by}"),
+        _text("Read the record for the look-back period, then open the form to grade each "
+              "domain. You can save a draft and come back to it.", isSubtle=True, spacing="Small"),
+        *(_case_block(c) for c in view.cases),
+        _text(view.authority, isSubtle=True, size="Small", spacing="Large"),
+    ]
+    return _card(body)
+
+
+def reminder_card(view: ReminderView) -> dict[str, Any]:
+    """A reminder before the deadline, with the same form buttons as the allocation card."""
+    body = [
+        _heading("Reminder: case audit due soon"),
+        _text(f"Hello {view.auditor_name}, {_plural(len(view.cases), 'audit')} allocated to you "
+              f"{'is' if len(view.cases) == 1 else 'are'} not submitted yet. The deadline is "
+              f"{long_date(view.deadline)} "
+              f"({_plural(view.working_days_left, 'working day')} from today)."),
+        *(_case_block(c) for c in view.cases),
+        _text(view.authority, isSubtle=True, size="Small", spacing="Large"),
+    ]
+    return _card(body)
+
+
+def qa_summary_card(view: QaSummaryView) -> dict[str, Any]:
+    """The QA team's summary of one month's allocation: counts, gaps and unreachable staff."""
+    total = sum(a.allocated for a in view.per_area)
+    body: list[dict[str, Any]] = [
+        _heading(f"Case audit allocation: {month_title(view.month)}"),
+        _text(f"{_plural(total, 'audit')} allocated to {_plural(view.auditors, 'auditor')}. "
+              f"Deadline {long_date(view.deadline)}."),
+        _text("By area of planning", weight="Bolder", spacing="Medium"),
+        _facts([
+            (a.label, f"{a.allocated}" if a.wanted is None else f"{a.allocated} of {a.wanted}")
+            for a in view.per_area
+        ]),
+        _text("By team (the case's team)", weight="Bolder", spacing="Medium"),
+        _facts([(team, str(n)) for team, n in view.per_team] or [("No teams", "0")]),
+    ]
+    if view.shortfalls or view.reaudits_missed:
+        body.append(_text("What the rules could not satisfy", weight="Bolder", spacing="Medium",
+                          color="Attention"))
+        lines = [f"- {line}" for line in view.shortfalls]
+        if view.reaudits_missed:
+            lines.append(f"- {_plural(view.reaudits_missed, 're-audit')} due could not be "
+                         "allocated (listed by `qabot allocate` and kept with the run)")
+        body.append(_text("\n".join(lines)))
+    else:
+        body.append(_text("Every allocation rule was satisfied.", spacing="Medium"))
+    if view.unreachable:
+        body.append(_text(f"Not reachable in Teams ({len(view.unreachable)})", weight="Bolder",
+                          spacing="Medium", color="Warning"))
+        body.append(_text("Not linked to a Teams account yet, so their cards are waiting. Run "
+                          "`qabot teams sync` and then `qabot outbox retry`.", isSubtle=True))
+        body.append(_text("\n".join(f"- {s.name} ({s.staff_id})" for s in view.unreachable)))
+    if view.blackout_months:
+        body.append(_text(f"No allocation in blackout months: {', '.join(view.blackout_months)}.",
+                          isSubtle=True, spacing="Medium"))
+    body.append(_text(f"Seed {view.seed}: re-running the month changes nothing.",
+                      isSubtle=True, size="Small", spacing="Medium"))
+    return _card(body)
+
+
+def completion_card(view: CompletionView) -> dict[str, Any]:
+    """Completion per team for one month, for the QA team (counts only)."""
+
+    def row(cells: Sequence[str], bold: bool = False) -> dict[str, Any]:
+        return {
+            "type": "ColumnSet",
+            "spacing": "Small",
+            "columns": [
+                {"type": "Column", "width": "stretch" if i == 0 else "auto",
+                 "items": [_text(cell, **({"weight": "Bolder"} if bold else {}))]}
+                for i, cell in enumerate(cells)
+            ],
+        }
+
+    allocated = sum(r.allocated for r in view.rows)
+    submitted = sum(r.submitted for r in view.rows)
+    pct = f" ({round(100 * submitted / allocated)}%)" if allocated else ""
+    body: list[dict[str, Any]] = [
+        _heading(f"Audit completion: {month_title(view.month)}"),
+        _text(f"{submitted} of {_plural(allocated, 'audit')} submitted{pct}, as of "
+              f"{long_date(view.as_of)}."),
+    ]
+    if view.rows:
+        body.append(row(["Auditor's team", "Allocated", "Submitted", "Draft", "Overdue"], True))
+        for r in view.rows:
+            body.append(row([r.team, str(r.allocated), str(r.submitted), str(r.draft),
+                             str(r.overdue)]))
+        body.append(row(["Total", str(allocated), str(submitted),
+                         str(sum(r.draft for r in view.rows)),
+                         str(sum(r.overdue for r in view.rows))], True))
+    else:
+        body.append(_text("No audits are allocated for this month yet."))
+    return _card(body)
