@@ -226,11 +226,14 @@ def _form_card(view: FormView, *, guidance: bool) -> dict[str, Any]:
         body.append(_subtle("The guiding questions are hidden to make room for your answers."))
     for domain in view.domains:
         key = fr.domain_id(domain.key)
-        questions = [_subtle("\n".join(f"- {q}" for q in domain.questions))] if guidance else []
+        # Without guidance the input's label alone names the domain (room for entries).
+        heading = ([_text(domain.title, weight=types.FontWeight.BOLDER),
+                    _subtle("\n".join(f"- {q}" for q in domain.questions))] if guidance else [])
         body.append(Container(separator=True, items=[
-            _text(domain.title, weight=types.FontWeight.BOLDER),
-            *questions,
-            *_choice_set(view, key, grade_pairs, placeholder="Choose a grade"),
+            *heading,
+            # Labelled per domain so screen readers (and tests) can tell the grades apart.
+            *_choice_set(view, key, grade_pairs, label=f"{domain.title}: grade",
+                         placeholder="Choose a grade"),
         ]))
 
     body.append(_heading("Overall"))
