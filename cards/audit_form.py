@@ -124,9 +124,12 @@ def _heading(text: str) -> TextBlock:
 
 
 def _error(view: FormView, key: str) -> list[ElementAnnotated]:
+    """The field's error slot: always present (hidden when empty) so the card keeps one
+    shape; clients that reuse input controls by position then keep each input's own
+    choices when the form comes back with errors (seen in the Teams web renderer)."""
     message = view.errors.get(key)
     if not message:
-        return []
+        return [TextBlock(text="", is_visible=False)]
     return [TextBlock(text=message, wrap=True, color=types.Colors.ATTENTION,
                       size=types.FontSize.SMALL, spacing=types.Spacing.NONE)]
 
@@ -208,15 +211,18 @@ def _form_card(view: FormView, *, guidance: bool) -> dict[str, Any]:
             Fact(title="Submit by", value=fmt_date(view.deadline)),
         ]),
     ]
+    # One status slot whatever the state (see _error): the draft note or the error summary.
+    status: list[ElementAnnotated] = []
     if view.note:
-        body.append(_text(view.note, color=types.Colors.GOOD, size=types.FontSize.SMALL))
+        status.append(_text(view.note, color=types.Colors.GOOD, size=types.FontSize.SMALL))
     if view.errors:
-        items: list[ElementAnnotated] = [
-            _text(_summary_line(len(view.errors)), weight=types.FontWeight.BOLDER,
-                  color=types.Colors.ATTENTION)]
+        status.append(_text(_summary_line(len(view.errors)), weight=types.FontWeight.BOLDER,
+                            color=types.Colors.ATTENTION))
         if fr.FORM in view.errors:
-            items.append(_text(view.errors[fr.FORM], color=types.Colors.ATTENTION))
-        body.append(Container(style=types.ContainerStyle.ATTENTION, items=items))
+            status.append(_text(view.errors[fr.FORM], color=types.Colors.ATTENTION))
+    body.append(Container(
+        style=types.ContainerStyle.ATTENTION if view.errors else None,
+        items=status or [TextBlock(text="")], is_visible=bool(status)))
 
     grade_pairs = _grade_pairs(view.grades)
     body.append(_heading("Grade each domain"))

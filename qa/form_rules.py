@@ -54,15 +54,15 @@ PRIORITY_CHOICES: Final = (("high", "High"), ("medium", "Medium"), ("low", "Low"
 #: 28 KB and the form comes back with every entry in it, so the limits are a budget: a
 #: form with every field full (10 domains, 5 actions) must still fit (a test checks).
 TEXT_LIMITS: Final[Mapping[str, int]] = MappingProxyType({
-    STRENGTHS: 2000,
-    WORRIES: 2000,
-    BETTER: 2000,
-    FEEDBACK: 1500,
-    CELEBRATE: 1000,
-    SAFEGUARDING_DETAILS: 1000,
+    STRENGTHS: 1800,
+    WORRIES: 1800,
+    BETTER: 1800,
+    FEEDBACK: 1200,
+    CELEBRATE: 800,
+    SAFEGUARDING_DETAILS: 800,
 })
 NARRATIVE_FIELDS: Final = tuple(TEXT_LIMITS)
-ACTION_MAX: Final = 300
+ACTION_MAX: Final = 250
 
 _FIXED_IDS: Final = frozenset({
     OVERALL, OUTCOMES, STRENGTHS, WORRIES, BETTER, SW_TOOK_PART, CHILD_CONTACTED,
