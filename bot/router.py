@@ -55,6 +55,7 @@ class Command:
     summary: str
     usage: str
     roles: frozenset[str] | None  # None: everyone; else any one of these roles (or QA_TEAM)
+    anywhere: bool = False  # also answered in channels and group chats (never case detail)
 
     def allowed(self, roles: frozenset[str], qa_roles: frozenset[str]) -> bool:
         if self.roles is None:
@@ -73,14 +74,18 @@ class Router:
 
     def command(
         self, words: str, *, summary: str, usage: str | None = None,
-        roles: Iterable[str] | None = None,
+        roles: Iterable[str] | None = None, anywhere: bool = False,
     ) -> Callable[[Handler], Handler]:
-        """Register a text command matched on its exact leading word(s)."""
+        """Register a text command matched on its exact leading word(s).
+
+        Commands answer in 1:1 chats only unless ``anywhere``: their replies may carry
+        case-level detail, and a channel gets aggregates only.
+        """
 
         def register(handler: Handler) -> Handler:
             self.commands.append(Command(
                 tuple(words.lower().split()), handler, summary, usage or words,
-                frozenset(roles) if roles is not None else None))
+                frozenset(roles) if roles is not None else None, anywhere))
             return handler
 
         return register
@@ -142,6 +147,9 @@ class Router:
                 return Reply.text(
                     "Sorry, I did not understand that. Type **help** to see what I can do for you.")
             command, rest = found
+            if incoming.conversation_type != "personal" and not command.anywhere:
+                return Reply.text(f"Please message me 1:1 for **{command.usage}**: here I "
+                                  "only ever post totals, never details of a case.")
             qa_roles = request.ctx.framework.qa_roles
             if not command.allowed(request.roles, qa_roles):
                 return Reply.text(f"**{command.usage}** is for {_who(request, command)} only.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -134,13 +134,17 @@ class Directory:
         return created
 
     async def mark_welcomed(self, conversation_id: str) -> bool:
-        """Set the welcome flag once; returns False when it was already set."""
+        """Set the welcome flag once; False when it was already set.
+
+        A conditional UPDATE, so the two install events Teams sends together cannot both win.
+        """
         async with self._sessions.begin() as session:
-            conv = await session.get(Conversation, conversation_id)
-            if conv is None or conv.welcomed_at is not None:
-                return False
-            conv.welcomed_at = utcnow()
-            return True
+            result = await session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id, Conversation.welcomed_at.is_(None))
+                .values(welcomed_at=utcnow())
+            )
+            return result.rowcount == 1
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
         async with self._sessions() as session:

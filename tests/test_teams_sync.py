@@ -116,3 +116,28 @@ async def test_unknown_conversation_fails_with_reason(service) -> None:
             break
         await asyncio.sleep(0.05)
     assert "unknown conversation" in (st.failures[0][2] or "")
+
+
+async def test_install_events_arriving_together_welcome_once(service) -> None:
+    fc, ctx = service.connector, service.ctx
+    fc.add_users(SW)
+    await asyncio.gather(*(service.post(a) for a in personal_install(user=SW, service_url=fc.url)))
+    assert len(fc.texts()) == 1
+    # the flag itself is claimed atomically, however many ask at once
+    await ctx.directory.save_conversation(conversation_id="19:x", kind="channel",
+                                          service_url=fc.url, tenant_id="t", reference={})
+    results = await asyncio.gather(*(ctx.directory.mark_welcomed("19:x") for _ in range(6)))
+    assert sorted(results) == [False] * 5 + [True]
+
+
+async def test_case_level_commands_are_refused_outside_one_to_one_chats(service) -> None:
+    fc, ctx = service.connector, service.ctx
+    team = Team.named("Children's QA")
+    await add_staff(ctx, "Q1", QA, ["qa_lead"])
+    for text in ("delegate C-000123 to tara.manager@council.example", "status"):
+        await service.post(message(text, user=QA, service_url=fc.url, conversation_type="channel",
+                                   team=team, conversation_id=team.id))
+    replies = fc.texts(team.id)
+    assert len(replies) == 2
+    assert all(r.startswith("Please message me 1:1") for r in replies)
+    assert not any("C-000123" in r for r in replies) and fc.cards(team.id) == []

@@ -76,7 +76,8 @@ def help_text(request: Request) -> str:
     return "\n\n".join(lines)
 
 
-@router.command("help", summary="what I do for you and the commands you can use")
+@router.command("help", summary="what I do for you and the commands you can use",
+                anywhere=True)
 async def help_command(request: Request) -> Reply:
     return Reply.text(help_text(request))
 
