@@ -26,10 +26,19 @@ test: install e2e-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check bot cards store scheduler qa qabot tests
+	$(BIN)/ruff check bot cards store scheduler qa qabot reports bench scripts tests
 
 clean:
 	rm -rf $(VENV) *.egg-info
+
+# The Teams app zip (dist/qabot-teams-app.zip); needs MicrosoftAppId, QABOT_PUBLIC_HOSTNAME,
+# QABOT_DEVELOPER_URL, QABOT_PRIVACY_URL and QABOT_TERMS_URL (see docs/deploy.md).
+package: install
+	$(BIN)/python scripts/package.py
+
+# Every benchmark (about 10 minutes); writes bench/RESULTS.md. See bench/README.md.
+bench: install
+	$(BIN)/python -m bench.run
 
 e2e-deps:
 	bash scripts/e2e-deps.sh

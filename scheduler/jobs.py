@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from apscheduler.triggers.base import BaseTrigger
 
 from qabot.logs import correlation_id
+from qabot.metrics import record_job_run
 
 if TYPE_CHECKING:
     from qa.framework import Framework
@@ -73,10 +74,12 @@ async def run_job(ctx: AppContext, name: str, at: datetime) -> str:
         log.info("job started", extra={"job": name, "as_of": at.isoformat()})
         result = await jobs[name].func(ctx, at)
         log.info("job finished", extra={"job": name, "result": result})
+        record_job_run(ctx, name, "ok")
         ctx.outbox_queued()
         return result
     except Exception:
         log.exception("job failed", extra={"job": name})
+        record_job_run(ctx, name, "failed")
         raise
     finally:
         correlation_id.reset(token)
