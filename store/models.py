@@ -232,7 +232,11 @@ class Audit(Base):
     safeguarding_concern: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (Index("uq_audits_run_case", "run_id", "case_ref", unique=True),)
+    __table_args__ = (Index("uq_audits_run_case", "run_id", "case_ref", unique=True),
+                      # re-audits owed (reports): latest audit per case, candidates by grade
+                      Index("ix_audits_case_submitted", "case_ref", "submitted_at"),
+                      Index("ix_audits_grade_submitted", "overall_grade", "submitted_at",
+                            "case_ref", "status"))
 
 
 class DomainGrade(Base):
@@ -243,7 +247,9 @@ class DomainGrade(Base):
     grade: Mapped[str] = mapped_column(String(32))
 
     __table_args__ = (Index("uq_domain_grades_audit_domain", "audit_id", "domain", unique=True),
-                      Index("ix_domain_grades_domain_grade", "domain", "grade"))
+                      Index("ix_domain_grades_domain_grade", "domain", "grade"),
+                      # covering: a period's grades come from the index alone (reports)
+                      Index("ix_domain_grades_audit_grade", "audit_id", "domain", "grade"))
 
 
 class AuditAction(Base):
@@ -260,3 +266,7 @@ class AuditAction(Base):
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column()
+
+    # The digest reads one period's actions: raised in it, done in it, or still open.
+    __table_args__ = (Index("ix_audit_actions_created_at", "created_at"),
+                      Index("ix_audit_actions_done_at", "done_at"))

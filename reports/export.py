@@ -1,0 +1,301 @@
+"""Export of audits, domain grades and actions (SPEC R13) for self-evaluation and Ofsted.
+
+The export holds case references and action text, so it goes to authorised people only,
+never to a channel. It pages through each table by primary key (keyset pagination: one short
+query per batch, no long-lived cursor or transaction) and writes each batch before reading
+the next, so memory stays flat however many years are exported. Files are written under a
+temporary name and renamed when complete, so a half-written export is never mistaken for a
+whole one.
+
+Cells that a spreadsheet would run as a formula (text starting with = + - @ or a control
+character) are prefixed with an apostrophe (OWASP "CSV injection"), since action text is
+typed by staff and opened in Excel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import IO, Any, Final
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from qa.framework import Framework
+from store.models import Audit, AuditAction, DomainGrade, Team
+
+BATCH: Final = 2000
+FORMATS: Final = ("csv", "xlsx")
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+AUDIT_COLUMNS: Final = (
+    "audit_id", "case_ref", "month", "team", "area", "tool", "reason", "auditor_id",
+    "status", "allocated_at_utc", "deadline", "submitted_at_utc", "overall_grade",
+    "overall_grade_label", "outcomes", "safeguarding_concern",
+)  # fmt: skip
+DOMAIN_COLUMNS: Final = (
+    "audit_id", "case_ref", "month", "team", "area", "domain", "domain_title", "grade",
+    "grade_label",
+)  # fmt: skip
+ACTION_COLUMNS: Final = (
+    "action_id", "audit_id", "case_ref", "month", "team", "seq", "what", "owner_id", "due_on",
+    "priority", "status", "created_at_utc", "done_at_utc",
+)  # fmt: skip
+
+
+def safe_text(value: str) -> str:
+    """Neutralise text a spreadsheet would evaluate as a formula."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+# --------------------------------------------------------------------------- writers
+
+
+class _Sink:
+    """One output table; blocking file work runs in a thread, off the event loop."""
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Drop what was written: an export that failed half way must not look complete."""
+
+
+class _CsvSink(_Sink):
+    def __init__(self, path: Path, header: Sequence[str]) -> None:
+        self.path = path
+        self.tmp = path.with_name(path.name + ".part")
+        self.file: IO[str] = self.tmp.open("w", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(header)
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        self.writer.writerows(tuple(_csv_cell(v) for v in row) for row in rows)
+
+    def close(self) -> None:
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+def _xlsx_cell(value: Any) -> Any:
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, datetime):
+        # Excel has no time zones: write the UTC wall time (the headers say _utc).
+        return value.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+class _XlsxBook:
+    """One workbook, one sheet per table, in openpyxl's write-only (streaming) mode."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            from openpyxl import Workbook
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise RuntimeError("XLSX export needs openpyxl: pip install openpyxl") from exc
+        self.path = path
+        self.tmp = path.with_name(path.name + ".part")
+        self.book = Workbook(write_only=True)
+
+    def sheet(self, title: str, header: Sequence[str]) -> _Sink:
+        ws = self.book.create_sheet(title=title)
+        ws.append(list(header))
+        return _XlsxSheet(ws)
+
+    def close(self) -> None:
+        with self.tmp.open("wb") as fh:
+            self.book.save(fh)
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+class _XlsxSheet(_Sink):
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        for row in rows:
+            self.ws.append([_xlsx_cell(v) for v in row])
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- queries
+
+
+@dataclass(frozen=True)
+class _Labels:
+    grades: dict[str, str]
+    domains: dict[str, str]
+
+    @classmethod
+    def of(cls, framework: Framework | None) -> _Labels:
+        if framework is None:
+            return cls({}, {})
+        domains: dict[str, str] = {}
+        for tool in framework.tools.values():
+            for d in tool.domains:
+                domains.setdefault(d.key, d.title)
+        return cls({g.key: g.label for g in framework.grades}, domains)
+
+
+def _ceil_month(day: date) -> str:
+    """The first 'YYYY-MM' whose first day is on or after ``day``."""
+    if day.day != 1:
+        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return f"{day.year}-{day.month:02d}"
+
+
+def _month_filter(stmt: Select[Any], since: date | None, until: date | None) -> Select[Any]:
+    if since is not None:
+        stmt = stmt.where(Audit.month >= _ceil_month(since))
+    if until is not None:
+        stmt = stmt.where(Audit.month < _ceil_month(until))
+    return stmt
+
+
+def _audit_rows(labels: _Labels) -> tuple[Select[Any], Any, Callable[[Any], tuple[Any, ...]]]:
+    stmt = select(
+        Audit.id, Audit.case_ref, Audit.month, Team.name, Audit.area, Audit.tool, Audit.reason,
+        Audit.auditor_id, Audit.status, Audit.allocated_at, Audit.deadline, Audit.submitted_at,
+        Audit.overall_grade, Audit.outcomes, Audit.safeguarding_concern,
+    ).join(Team, Team.id == Audit.team_id)
+
+    def shape(r: Any) -> tuple[Any, ...]:
+        grade = r[12]
+        return (*r[:13], labels.grades.get(grade, grade) if grade else None, r[13], r[14])
+
+    return stmt, Audit.id, shape
+
+
+def _domain_rows(labels: _Labels) -> tuple[Select[Any], Any, Callable[[Any], tuple[Any, ...]]]:
+    stmt = (
+        select(DomainGrade.id, Audit.id, Audit.case_ref, Audit.month, Team.name, Audit.area,
+               DomainGrade.domain, DomainGrade.grade)
+        .join(Audit, Audit.id == DomainGrade.audit_id)
+        .join(Team, Team.id == Audit.team_id)
+    )
+
+    def shape(r: Any) -> tuple[Any, ...]:
+        _, audit_id, ref, month, team, area, domain, grade = r
+        return (audit_id, ref, month, team, area, domain, labels.domains.get(domain, domain),
+                grade, labels.grades.get(grade, grade))
+
+    return stmt, DomainGrade.id, shape
+
+
+def _action_rows(_labels: _Labels) -> tuple[Select[Any], Any, Callable[[Any], tuple[Any, ...]]]:
+    a = AuditAction
+    stmt = (
+        select(a.id, a.audit_id, Audit.case_ref, Audit.month, Team.name, a.seq, a.what,
+               a.owner_id, a.due_on, a.priority, a.status, a.created_at, a.done_at)
+        .join(Audit, Audit.id == a.audit_id)
+        .join(Team, Team.id == Audit.team_id)
+    )
+    return stmt, a.id, tuple
+
+
+_TABLES: Final = (
+    ("audits", AUDIT_COLUMNS, _audit_rows),
+    ("domain_grades", DOMAIN_COLUMNS, _domain_rows),
+    ("actions", ACTION_COLUMNS, _action_rows),
+)
+
+
+async def _copy(sessions: async_sessionmaker[AsyncSession], stmt: Select[Any], key: Any,
+                shape: Callable[[Any], tuple[Any, ...]], sink: _Sink, batch: int) -> int:
+    """Keyset-paged copy of one query into a sink; returns the rows written."""
+    last: int | None = None
+    written = 0
+    while True:
+        page = stmt.order_by(key).limit(batch)
+        if last is not None:
+            page = page.where(key > last)
+        async with sessions() as session:
+            rows = (await session.execute(page)).all()
+        if not rows:
+            return written
+        last = rows[-1][0]
+        await asyncio.to_thread(sink.write, [shape(r) for r in rows])
+        written += len(rows)
+        if len(rows) < batch:
+            return written
+
+
+async def export(
+    sessions: async_sessionmaker[AsyncSession],
+    out_dir: Path | str,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    fmt: str = "csv",
+    framework: Framework | None = None,
+    batch: int = BATCH,
+) -> dict[str, Path]:
+    """Write audits, domain grades and actions; returns {"audits"|"domain_grades"|"actions": path}.
+
+    ``since`` (inclusive) and ``until`` (exclusive) select audits by their allocation month
+    (a month counts when its first day is in range: 2025-04-01 to 2026-04-01 is a financial
+    year); grades and actions follow their audit. With ``fmt="xlsx"`` the three tables are
+    sheets of one workbook, and every key maps to it. ``framework`` supplies grade and domain
+    labels (keys are written alone without it).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    out = Path(out_dir)
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+    labels = _Labels.of(framework)
+    paths: dict[str, Path] = {}
+    book: _XlsxBook | None = None
+    if fmt == "xlsx":
+        book = await asyncio.to_thread(_XlsxBook, out / "audit_export.xlsx")
+    for name, header, build in _TABLES:
+        stmt, key, shape = build(labels)
+        stmt = _month_filter(stmt, since, until)
+        if book is not None:
+            sink = book.sheet(name, header)
+            paths[name] = book.path
+        else:
+            sink = await asyncio.to_thread(_CsvSink, out / f"{name}.csv", header)
+            paths[name] = out / f"{name}.csv"
+        try:
+            await _copy(sessions, stmt, key, shape, sink, batch)
+        except BaseException:
+            await asyncio.to_thread(book.abort if book is not None else sink.abort)
+            raise
+        await asyncio.to_thread(sink.close)
+    if book is not None:
+        await asyncio.to_thread(book.close)
+    return paths
