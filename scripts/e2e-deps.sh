@@ -19,8 +19,9 @@ if [[ -x "$CHROMIUM" ]]; then
 elif [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     log "installing chromium and fonts-liberation from Debian"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium fonts-liberation
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-liberation; }; then
+        log "WARNING: could not install chromium; e2e tests will skip"
+    fi
 else
     log "WARNING: $CHROMIUM missing and cannot apt-get install (not root or no apt); e2e tests will skip"
 fi
@@ -34,6 +35,8 @@ if [[ -f "$PLAYGROUND" ]]; then
     log "Agents Playground present ($(node -p "require('$E2E_DIR/node_modules/@microsoft/m365agentsplayground/package.json').version"))"
 else
     log "installing the pinned Agents Playground (npm ci in tests/e2e)"
-    (cd "$E2E_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    if ! (cd "$E2E_DIR" && npm ci --no-audit --no-fund --loglevel=error); then
+        log "WARNING: npm ci failed; e2e tests will skip"
+    fi
 fi
 log "ready"
