@@ -45,14 +45,9 @@ class Directory:
             return await session.get(Staff, staff_id)
 
     async def staff_for_user(self, user_id: str, aad_object_id: str | None) -> Staff | None:
-        """The staff record linked to a Teams user (by Teams id or AAD object id)."""
-        conditions = [Staff.teams_user_id == user_id]
-        if aad_object_id:
-            conditions.append(Staff.aad_object_id == aad_object_id)
+        """The active staff record linked to a Teams user (by Teams id or AAD object id)."""
         async with self._sessions() as session:
-            return await session.scalar(
-                select(Staff).where(or_(*conditions), Staff.active.is_(True)).limit(1)
-            )
+            return await _staff_by_identity(session, user_id, aad_object_id, active_only=True)
 
     async def team_name(self, team_id: int | None) -> str | None:
         if team_id is None:
@@ -81,57 +76,37 @@ class Directory:
         outbox can reach them later without creating another chat. Two first activities
         of a new chat arriving together both try to insert it: the loser updates instead.
         """
-        kwargs = dict(conversation_id=conversation_id, kind=kind, service_url=service_url,
-                      tenant_id=tenant_id, reference=reference, teams_user_id=teams_user_id,
-                      aad_object_id=aad_object_id, team_id=team_id, team_name=team_name,
-                      actor=actor)
-        try:
-            return await self._save_conversation(**kwargs)
-        except IntegrityError:
-            return await self._save_conversation(**kwargs)
-
-    async def _save_conversation(
-        self,
-        *,
-        conversation_id: str,
-        kind: str,
-        service_url: str,
-        tenant_id: str | None,
-        reference: dict[str, Any],
-        teams_user_id: str | None,
-        aad_object_id: str | None,
-        team_id: str | None,
-        team_name: str | None,
-        actor: str,
-    ) -> bool:
-        async with self._sessions.begin() as session:
-            conv = await session.get(Conversation, conversation_id)
-            created = conv is None
-            staff_id: str | None = None
-            if kind == "personal" and teams_user_id:
-                conditions = [Staff.teams_user_id == teams_user_id]
-                if aad_object_id:
-                    conditions.append(Staff.aad_object_id == aad_object_id)
-                staff = await session.scalar(select(Staff).where(or_(*conditions)).limit(1))
-                staff_id = staff.staff_id if staff else None
-            if conv is None:
-                conv = Conversation(id=conversation_id, kind=kind, reference=reference,
-                                    service_url=service_url)
-                session.add(conv)
-            conv.kind = kind
-            conv.service_url = service_url
-            conv.tenant_id = tenant_id or conv.tenant_id
-            conv.reference = reference
-            conv.teams_user_id = teams_user_id or conv.teams_user_id
-            conv.staff_id = staff_id or conv.staff_id
-            conv.team_id = team_id or conv.team_id
-            conv.team_name = team_name or conv.team_name
-            conv.updated_at = utcnow()
-            if created:
-                record(session, actor=actor, action="conversation.added", entity="conversation",
-                       entity_id=conversation_id,
-                       after={"kind": kind, "team_id": team_id, "staff_id": staff_id})
-        return created
+        for attempt in (1, 2):
+            try:
+                async with self._sessions.begin() as session:
+                    conv = await session.get(Conversation, conversation_id)
+                    created = conv is None
+                    staff_id: str | None = None
+                    if kind == "personal" and teams_user_id:
+                        staff = await _staff_by_identity(session, teams_user_id, aad_object_id)
+                        staff_id = staff.staff_id if staff else None
+                    if conv is None:
+                        conv = Conversation(id=conversation_id, kind=kind, reference=reference,
+                                            service_url=service_url)
+                        session.add(conv)
+                    conv.kind = kind
+                    conv.service_url = service_url
+                    conv.tenant_id = tenant_id or conv.tenant_id
+                    conv.reference = reference
+                    conv.teams_user_id = teams_user_id or conv.teams_user_id
+                    conv.staff_id = staff_id or conv.staff_id
+                    conv.team_id = team_id or conv.team_id
+                    conv.team_name = team_name or conv.team_name
+                    conv.updated_at = utcnow()
+                    if created:
+                        record(session, actor=actor, action="conversation.added",
+                               entity="conversation", entity_id=conversation_id,
+                               after={"kind": kind, "team_id": team_id, "staff_id": staff_id})
+                return created
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     async def mark_welcomed(self, conversation_id: str) -> bool:
         """Set the welcome flag once; False when it was already set.
@@ -250,3 +225,15 @@ class Directory:
     async def count_staff(self) -> int:
         async with self._sessions() as session:
             return int(await session.scalar(select(func.count()).select_from(Staff)) or 0)
+
+
+async def _staff_by_identity(session: AsyncSession, user_id: str, aad_object_id: str | None,
+                             *, active_only: bool = False) -> Staff | None:
+    """The staff record with this Teams user id or AAD object id, if any."""
+    conditions = [Staff.teams_user_id == user_id]
+    if aad_object_id:
+        conditions.append(Staff.aad_object_id == aad_object_id)
+    query = select(Staff).where(or_(*conditions))
+    if active_only:
+        query = query.where(Staff.active.is_(True))
+    return await session.scalar(query.limit(1))

@@ -7,10 +7,8 @@ test run against the same server cannot drop the schema under these tests.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
-import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from qa.framework import Framework, bundled_framework_path, load_framework
-from store.db import make_engine, make_sessionmaker, upgrade
+from store.db import make_engine, make_sessionmaker
 from store.imports import (
     ImportRefused,
     ImportReport,
@@ -91,74 +88,11 @@ def import_framework() -> Framework:
     return load_framework(bundled_framework_path("lambeth_like"))
 
 
-@pytest.fixture(scope="session")
-def import_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Migrate once and copy per test: the schema still only comes from migrations."""
-    path = tmp_path_factory.mktemp("imports") / "template.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")
-    return path
-
-
-def _pg_imports_url() -> str:
-    url = make_url(PG_URL)
-    return url.set(database=f"{url.database}_imports").render_as_string(hide_password=False)
-
-
-@pytest.fixture(scope="session")
-def import_pg_url() -> str:
-    """A sibling database, created on demand, its schema reset and migrated once."""
-    target = _pg_imports_url()
-    name = make_url(target).database
-
-    async def reset() -> None:
-        admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            exists = await conn.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-            if not exists:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await admin.dispose()
-        engine = make_engine(target)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-
-    asyncio.run(reset())
-    upgrade(target)
-    return target
-
-
-async def _truncate(url: str) -> None:
-    engine = make_engine(url)
-    names = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def import_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty, migrated database per test: SQLite always, PostgreSQL when configured.
-
-    Sync on purpose: migrations run their own event loop, which cannot nest in a test's.
-    """
-    if request.param == "sqlite":
-        path = tmp_path / "imports.db"
-        shutil.copy(request.getfixturevalue("import_sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
-    if not PG_URL:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL import tests skipped")
-    url: str = request.getfixturevalue("import_pg_url")
-    asyncio.run(_truncate(url))
-    return url
-
-
 @pytest.fixture
-async def import_db(import_db_url: str) -> AsyncIterator[ImportDb]:
-    engine = make_engine(import_db_url)
+async def import_db(db_url: str) -> AsyncIterator[ImportDb]:
+    engine = make_engine(db_url)
     try:
-        yield ImportDb(import_db_url, engine, make_sessionmaker(engine))
+        yield ImportDb(db_url, engine, make_sessionmaker(engine))
     finally:
         await engine.dispose()
 

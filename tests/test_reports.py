@@ -10,12 +10,10 @@ edges are tested in local time: March ends at 2026-03-31 23:00 UTC.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 import os
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -23,19 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from qa.framework import Framework, bundled_framework_path, load_framework
 from reports.digest import Digest, Period, compute_digest, digest_text
 from reports.export import ACTION_COLUMNS, AUDIT_COLUMNS, DOMAIN_COLUMNS, export
-from store.db import make_engine, make_sessionmaker, upgrade
+from store.db import make_engine, make_sessionmaker
 from store.models import (
     AllocationRun,
     Audit,
     AuditAction,
-    Base,
     Case,
     DomainGrade,
     Staff,
@@ -55,61 +50,6 @@ def utc(*args: int) -> datetime:
 @pytest.fixture(scope="session")
 def report_framework() -> Framework:
     return load_framework(bundled_framework_path("lambeth_like"))
-
-
-@pytest.fixture(scope="session")
-def report_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("reports") / "template.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")
-    return path
-
-
-@pytest.fixture(scope="session")
-def report_pg_url() -> str:
-    """A sibling database, created on demand, its schema reset and migrated once."""
-    url = make_url(PG_URL)
-    target = url.set(database=f"{url.database}_reports").render_as_string(hide_password=False)
-    name = make_url(target).database
-
-    async def reset() -> None:
-        admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
-        async with admin.connect() as conn:
-            found = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                      {"n": name})
-            if not found:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        await admin.dispose()
-        engine = make_engine(target)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-
-    asyncio.run(reset())
-    upgrade(target)
-    return target
-
-
-async def _truncate(url: str) -> None:
-    engine = make_engine(url)
-    names = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
-    async with engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def report_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Sync on purpose: migrations run their own event loop."""
-    if request.param == "sqlite":
-        path = tmp_path / "reports.db"
-        shutil.copy(request.getfixturevalue("report_sqlite_template"), path)
-        return f"sqlite+aiosqlite:///{path}"
-    if not PG_URL:
-        pytest.skip("TEST_DATABASE_URL is not set: PostgreSQL report tests skipped")
-    url: str = request.getfixturevalue("report_pg_url")
-    asyncio.run(_truncate(url))
-    return url
 
 
 @dataclass
@@ -173,8 +113,8 @@ class Builder:
 
 
 @pytest.fixture
-async def report_db(report_db_url: str) -> AsyncIterator[tuple[AsyncEngine, Builder]]:
-    engine = make_engine(report_db_url)
+async def report_db(db_url: str) -> AsyncIterator[tuple[AsyncEngine, Builder]]:
+    engine = make_engine(db_url)
     builder = Builder(make_sessionmaker(engine))
     await builder.base()
     try:
