@@ -223,7 +223,40 @@ class AuditStore:
                        entity_id=str(row.id),
                        after={"audit_id": audit_id, "seq": row.seq, "owner_id": row.owner_id,
                               "due_on": row.due_on.isoformat(), "priority": row.priority})
+            if submission.safeguarding:
+                await self._alert_safeguarding(session, audit, actor, submission)
             return True
+
+    async def _alert_safeguarding(self, session: AsyncSession, audit: Audit, actor: str,
+                                  submission: Submission) -> None:
+        """SPEC R6: the case's team manager(s), and their managers, are told at once, 1:1.
+
+        Queued in the submit's own transaction, so a recorded concern is never left
+        unannounced. With nobody to tell, the QA team is told instead.
+        """
+        case = await session.get(Case, audit.case_ref)
+        assert case is not None
+        staff = {s.staff_id: s for s in await session.scalars(
+            select(Staff).where(Staff.active.is_(True)))}
+        managers = {s.staff_id for s in staff.values()
+                    if s.team_id == case.team_id and "team_manager" in (s.roles or [])}
+        worker = staff.get(case.social_worker_id or "")
+        if worker is not None and worker.manager_id in staff:
+            managers.add(worker.manager_id)
+        seniors = {staff[m].manager_id for m in managers
+                   if staff[m].manager_id in staff} - managers
+        recipients = sorted(managers | seniors) or sorted(
+            s.staff_id for s in staff.values() if self._qa_roles.intersection(s.roles or []))
+        auditor = staff.get(actor)
+        text = (f"**Serious safeguarding concern** raised in the audit of case {case.case_ref} "
+                f"by {auditor.name if auditor else 'the auditor'}: "
+                f"{submission.safeguarding_details}\n\nPlease act on it now and record what "
+                "was done on the child's record.")
+        for staff_id in recipients:
+            await queue_in(session, staff_id=staff_id, message=text,
+                           dedupe_key=f"safeguarding:{audit.id}:{staff_id}")
+        record(session, actor=actor, action="safeguarding.alerted", entity="audit",
+               entity_id=str(audit.id), after={"recipients": recipients})
 
     async def delegate(self, case_ref: str, delegate_email: str, actor: str | None, *,
                        compose: Compose | None = None) -> Delegation:

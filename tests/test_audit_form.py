@@ -657,3 +657,42 @@ async def test_store_refuses_delegation_by_anyone_outside_the_qa_team(ctx: AppCo
         with pytest.raises(NotAllowed):
             await store.delegate(CASE, "dee.delegate@council.example", actor)
     assert (await audit_row(ctx, audit_id)).delegate_id is None
+
+
+async def test_a_safeguarding_concern_alerts_the_team_managers_and_their_managers_at_once(
+        service: Any) -> None:
+    ctx, fc = service.ctx, service.connector
+    audit_id = await seed(ctx)
+    async with ctx.sessions.begin() as s:  # TM1 reports to a service manager
+        sm_team = (await s.scalars(select(Team).where(Team.name == "Quality Assurance"))).one()
+        s.add(Staff(staff_id="SM1", name="Sue Service", roles=["service_manager"],
+                    team_id=sm_team.id, email="sm1@council.example", active=True))
+        (await s.get(Staff, "TM1")).manager_id = "SM1"
+    values = good_form(lambeth_tool(ctx)) | {
+        "safeguarding": "true", "safeguarding_details": "Bruising seen on the last visit."}
+    await click(service, SubmitAudit.verb, SubmitAudit(audit_id).pack() | values)
+    async with ctx.sessions() as s:
+        alerts = {m.staff_id: m.activity["text"] for m in await s.scalars(
+            select(OutboxMessage).where(OutboxMessage.dedupe_key.like("safeguarding:%")))}
+        logged = [e.after for e in await s.scalars(
+            select(AuditLogEntry).where(AuditLogEntry.action == "safeguarding.alerted"))]
+    # the case team's managers (TM1 also manages the social worker) and TM1's manager
+    assert sorted(alerts) == ["SM1", "TM1", "TM2"]
+    assert all(CASE in t and "Bruising seen" in t for t in alerts.values())
+    assert logged == [{"recipients": ["SM1", "TM1", "TM2"]}]
+    thanks = fc.texts(personal_conversation_id(AUDITOR))[-1]
+    assert "sent the safeguarding concern" in thanks
+    # a replayed submit alerts nobody again
+    await click(service, SubmitAudit.verb, SubmitAudit(audit_id).pack() | values)
+    async with ctx.sessions() as s:
+        assert len((await s.scalars(select(OutboxMessage).where(
+            OutboxMessage.dedupe_key.like("safeguarding:%")))).all()) == 3
+
+
+async def test_no_alert_without_the_safeguarding_flag(service: Any) -> None:
+    ctx = service.ctx
+    audit_id = await seed(ctx)
+    await click(service, SubmitAudit.verb, SubmitAudit(audit_id).pack() | good_form(lambeth_tool(ctx)))
+    async with ctx.sessions() as s:
+        assert (await s.scalars(select(OutboxMessage).where(
+            OutboxMessage.dedupe_key.like("safeguarding:%")))).all() == []

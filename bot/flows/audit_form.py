@@ -261,6 +261,10 @@ async def submit_audit(request: Request) -> Reply:
     thanks = (f"Thank you{', ' + first if first else ''}. Your audit of case "
               f"{loaded.audit.case_ref} is submitted and recorded. If anything in it needs "
               "correcting now, please ask the QA team.")
+    if submission.safeguarding:
+        ctx.outbox_queued()
+        thanks += (" I have sent the safeguarding concern to the case's team manager and "
+                   "their manager now.")
     return Reply(card=card, messages=[thanks])
 
 
