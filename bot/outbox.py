@@ -9,8 +9,10 @@ and settle the row: sent, retried later with backoff and jitter (429, 412, 502, 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import random
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,9 @@ from store.models import utcnow
 from store.outbox import RETRYABLE, Claimed, OutboxStore
 
 log = logging.getLogger(__name__)
+
+#: Answers that say the connector did not take the call: it used none of the rate budget.
+REFUSED = frozenset({429, 503})
 
 
 class Messenger(Protocol):
@@ -73,7 +78,17 @@ class OutboxSender:
         self._clock = clock
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
+        self._retry_due: list[float] = []  # monotonic times retried messages fall due
         self.stats = SenderStats()
+
+    def _next_wait(self) -> float:
+        """Seconds to sleep when idle: the poll interval, or less if a retry falls due."""
+        now = time.monotonic()
+        while self._retry_due and self._retry_due[0] <= now:
+            heapq.heappop(self._retry_due)  # due already: the claim just made saw it
+        if self._retry_due:
+            return min(self._poll, self._retry_due[0] - now)
+        return self._poll
 
     def notify(self) -> None:
         """Something was queued in this process: drain now rather than at the next poll."""
@@ -91,7 +106,8 @@ class OutboxSender:
                 continue
             self._wake.clear()
             waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-            await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiters, timeout=self._next_wait(),
+                               return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
 
@@ -134,18 +150,23 @@ class OutboxSender:
                       if item.staff_id else f"unknown conversation {item.conversation_id}")
             await self._fail(item, reason)
             return True
+        counted: tuple[str, float] | None = None  # the call in flight, as the limiter counted it
         try:
             reference = target.reference
             if reference is None:
                 if not (target.service_url and target.bot_id and target.teams_user_id):
                     await self._fail(item, "no conversation with the bot yet (install it first)")
                     return True
-                await self._limiter.acquire("tenant-create")
+                # Keyed by the person: one shared key put every create in one conversation's
+                # windows (60 per 30 s), capping new 1:1 chats at 2 a second.
+                create_key = f"create:{target.teams_user_id}"
+                counted = (create_key, await self._limiter.acquire(create_key))
                 reference = await self._messenger.create_personal(
                     service_url=target.service_url, tenant_id=target.tenant_id,
                     bot_id=target.bot_id, user_id=target.teams_user_id,
                     aad_object_id=target.aad_object_id,
                 )
+                counted = None
                 await self._directory.save_conversation(
                     conversation_id=reference["conversation"]["id"], kind="personal",
                     service_url=target.service_url, tenant_id=target.tenant_id,
@@ -153,9 +174,11 @@ class OutboxSender:
                     aad_object_id=target.aad_object_id, actor="outbox",
                 )
             conversation_id = str(reference["conversation"]["id"])
-            await self._limiter.acquire(conversation_id)
+            counted = (conversation_id, await self._limiter.acquire(conversation_id))
             activity_id = await self._messenger.send(reference, item.message)
         except DeliveryError as err:
+            if counted is not None and err.status in REFUSED:
+                self._limiter.refund(*counted)
             return await self._delivery_failed(item, err, target)
         await self._outbox.mark_sent(item.id, conversation_id, activity_id)
         self.stats.sent += 1
@@ -179,6 +202,8 @@ class OutboxSender:
         self.stats.retried += 1
         log.info("outbox message %s will be retried in %.1fs (%s)", item.id, delay, reason)
         await self._outbox.mark_retry(item.id, self._clock() + timedelta(seconds=delay), reason)
+        # Wake up when it falls due rather than at the next poll after it.
+        heapq.heappush(self._retry_due, time.monotonic() + delay + 0.01)
         return False
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:

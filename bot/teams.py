@@ -9,6 +9,7 @@ proactive sends, 1:1 conversation creation and roster paging are plain coroutine
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 from botbuilder.core import Bot, TurnContext
+from botbuilder.core.serializer_helper import serializer_helper
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.integration.aiohttp import (
     CloudAdapter,
@@ -74,19 +76,34 @@ class _ReusingConnectorFactory(ConnectorFactory):
         return client
 
 
+def _app_key(claims_identity: ClaimsIdentity) -> str:
+    claims = claims_identity.claims or {}
+    return str(claims.get("aud") or claims.get("appid") or "")
+
+
 class _Authentication(ConfigurationBotFrameworkAuthentication):
     def __init__(self, settings: Settings) -> None:
         super().__init__(_SdkConfig(settings))
         self._clients: dict[str, dict[tuple[str, str], Any]] = {}
         self._token_clients: dict[str, Any] = {}
 
+    async def authenticate_request(self, activity: Activity, auth_header: str) -> Any:
+        # Incoming turns get their connector factory from here, not from
+        # create_connector_factory: without this every turn built a new ConnectorClient
+        # (about a quarter of a turn's CPU, profiled in bench/RESULTS.md).
+        result = await super().authenticate_request(activity, auth_header)
+        if result.connector_factory is not None:
+            result.connector_factory = _ReusingConnectorFactory(
+                result.connector_factory,
+                self._clients.setdefault(_app_key(result.claims_identity), {}))
+        return result
+
     def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
         inner = super().create_connector_factory(claims_identity)
-        app_key = str(claims_identity.claims.get("aud") or claims_identity.claims.get("appid") or "")
-        return _ReusingConnectorFactory(inner, self._clients.setdefault(app_key, {}))
+        return _ReusingConnectorFactory(inner, self._clients.setdefault(_app_key(claims_identity), {}))
 
     async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> Any:
-        app_key = str(claims_identity.claims.get("aud") or claims_identity.claims.get("appid") or "")
+        app_key = _app_key(claims_identity)
         client = self._token_clients.get(app_key)
         if client is None:
             client = await super().create_user_token_client(claims_identity)
@@ -166,6 +183,19 @@ def _as_activity(message: str | dict[str, Any]) -> Activity:
     return Activity().deserialize(message)
 
 
+def _invoke_body(body: Any) -> Any:
+    """The invoke response body as JSON-ready data.
+
+    botbuilder runs the whole body through msrest's serializer, which walks an Adaptive
+    Card (a plain dict already) value by value: about a sixth of a card click's CPU
+    (profiled in bench/RESULTS.md). A card response is written directly instead.
+    """
+    if isinstance(body, AdaptiveCardInvokeResponse):
+        data = {"statusCode": body.status_code, "type": body.type, "value": body.value}
+        return {k: v for k, v in data.items() if v is not None}
+    return serializer_helper(body) if body is not None else None
+
+
 def _delivery_error(exc: Exception) -> DeliveryError:
     """Translate whatever the connector raised into a status and a Retry-After."""
     response = getattr(exc, "response", None)
@@ -208,13 +238,25 @@ class TeamsGateway(Bot):
         task = asyncio.current_task()
         self._correlation[id(task)] = correlation_id
         try:
-            response = await self.adapter.process(request, self)
-        except jwt.PyJWTError:
+            # CloudAdapter.process, except for how an invoke response is written (below).
+            activity = Activity().deserialize(await request.json())
+            if not activity.type:
+                raise web.HTTPBadRequest()
+            invoke_response = await self.adapter.process_activity(
+                request.headers.get("Authorization", ""), activity, self.on_turn)
+        except (jwt.PyJWTError, PermissionError):
             # A malformed or forged bearer token is an authentication failure, not a crash.
             raise web.HTTPUnauthorized() from None
         finally:
             self._correlation.pop(id(task), None)
-        return response if response is not None else web.Response(status=201)
+        if invoke_response is None:
+            return web.Response(status=201)
+        try:
+            text = json.dumps(_invoke_body(invoke_response.body))
+        except (TypeError, ValueError):  # not plain JSON after all: the SDK's way
+            text = json.dumps(serializer_helper(invoke_response.body))
+        return web.Response(text=text, status=invoke_response.status,
+                            content_type="application/json")
 
     async def on_turn(self, turn_context: TurnContext) -> None:
         correlation_id = self._correlation.get(id(asyncio.current_task()), "")

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -45,30 +46,27 @@ async def queue_in(
     """
     if (staff_id is None) == (conversation_id is None):
         raise ValueError("queue a message to exactly one of staff_id or conversation_id")
-    if dedupe_key is not None:
-        existing = await session.scalar(
-            select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key)
-        )
-        if existing is not None:
-            return None
-    row = OutboxMessage(
-        recipient=f"staff:{staff_id}" if staff_id is not None else f"conv:{conversation_id}",
-        staff_id=staff_id,
-        conversation_id=conversation_id,
-        activity=encode(message),
-        dedupe_key=dedupe_key,
-        status="pending",
-        attempts=0,
-        next_attempt_at=not_before or utcnow(),
-        created_at=utcnow(),
-    )
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError:
-        return None
-    return row.id
+    now = utcnow()
+    values = {
+        "recipient": f"staff:{staff_id}" if staff_id is not None else f"conv:{conversation_id}",
+        "staff_id": staff_id,
+        "conversation_id": conversation_id,
+        "activity": encode(message),
+        "dedupe_key": dedupe_key,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": not_before or now,
+        "created_at": now,
+    }
+    # INSERT .. ON CONFLICT DO NOTHING rather than a savepoint: a SAVEPOINT opening a
+    # transaction on SQLite is committed by its RELEASE (the driver emits no BEGIN for
+    # it), which would let a queued message outlive a rolled-back change. The conflict
+    # clause also settles two processes queueing the same key at once.
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    stmt = (insert(OutboxMessage).values(**values)
+            .on_conflict_do_nothing(index_elements=[OutboxMessage.dedupe_key])
+            .returning(OutboxMessage.id))
+    return await session.scalar(stmt)
 
 
 @dataclass(frozen=True)
@@ -124,29 +122,34 @@ class OutboxStore:
             ~blocked,
         )
         lease_until = now + timedelta(seconds=lease_seconds)
-        claimed: list[Claimed] = []
         async with self._sessions.begin() as session:
             candidates = (
                 await session.execute(
                     select(OutboxMessage.id).where(due).order_by(OutboxMessage.id).limit(limit)
                 )
             ).scalars().all()
-        for message_id in candidates:
-            async with self._sessions.begin() as session:
-                result = await session.execute(
+        if not candidates:
+            return []
+        # One conditional UPDATE for the batch (``due`` is checked again per row, so a row
+        # another sender took meanwhile is skipped) and RETURNING what this one won: a
+        # transaction per row used to leave the rate limit idle for ~0.4 s per batch.
+        async with self._sessions.begin() as session:
+            rows = (
+                await session.execute(
                     update(OutboxMessage)
-                    .where(OutboxMessage.id == message_id, due)
+                    .where(OutboxMessage.id.in_(candidates), due)
                     .values(status="sending", lease_until=lease_until)
+                    .returning(OutboxMessage.id, OutboxMessage.staff_id,
+                               OutboxMessage.conversation_id, OutboxMessage.activity,
+                               OutboxMessage.attempts)
                     .execution_options(synchronize_session=False)
                 )
-                if result.rowcount != 1:
-                    continue
-                row = await session.get(OutboxMessage, message_id)
-                assert row is not None
-                claimed.append(
-                    Claimed(row.id, row.staff_id, row.conversation_id, decode(row.activity), row.attempts)
-                )
-        return claimed
+            ).all()
+        return sorted(
+            (Claimed(r.id, r.staff_id, r.conversation_id, decode(r.activity), r.attempts)
+             for r in rows),
+            key=lambda c: c.id,
+        )
 
     async def mark_sent(self, message_id: int, conversation_id: str, activity_id: str) -> None:
         async with self._sessions.begin() as session:

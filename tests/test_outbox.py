@@ -235,3 +235,30 @@ async def test_the_running_service_delivers_what_another_process_queued(service)
         await other.close()
     await fc.wait_for(1, timeout=5)
     assert fc.texts(personal_conversation_id(ALICE)) == ["from the CLI"]
+
+
+async def test_a_message_queued_in_a_rolled_back_change_is_not_kept(ctx, fake_connector) -> None:
+    from store.outbox import queue_in
+
+    await known_chat(ctx, fake_connector)
+    with pytest.raises(RuntimeError):
+        async with ctx.sessions.begin() as session:
+            assert await queue_in(session, staff_id="A1", message="one", dedupe_key="k1")
+            assert await queue_in(session, staff_id="A1", message="two")
+            raise RuntimeError("the change that queued them failed")
+    assert await rows(ctx) == []
+
+
+async def test_two_processes_queueing_the_same_key_queue_it_once(ctx, fake_connector) -> None:
+    from qabot.context import AppContext
+
+    await known_chat(ctx, fake_connector)
+    other = AppContext.create(ctx.settings, ctx.framework)
+    try:
+        ids = await asyncio.gather(
+            ctx.outbox.queue(staff_id="A1", message="x", dedupe_key="same"),
+            other.outbox.queue(staff_id="A1", message="x", dedupe_key="same"))
+    finally:
+        await other.close()
+    assert sorted(i is None for i in ids) == [False, True]
+    assert len(await rows(ctx)) == 1

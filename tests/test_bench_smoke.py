@@ -1,0 +1,49 @@
+"""Keeps the benchmark harness from rotting: each benchmark runs in a tiny configuration.
+
+Only that it runs end to end and produces figures is asserted, never how fast: timings
+on a shared CI machine mean nothing, and `make bench` is where they are measured.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import bench_clicks, bench_fanout
+from bench.harness import BenchOptions, Section
+from bench.run import render
+
+
+@pytest.fixture
+def opts(tmp_path: Path) -> BenchOptions:
+    return BenchOptions(workdir=tmp_path, tiny=True, databases=("sqlite",))
+
+
+async def test_clicks_benchmark_produces_figures(opts: BenchOptions) -> None:
+    section = await bench_clicks.run(opts)
+    results = section.figures["results"]
+    assert set(results) == {"echo bot", "QA bot, sqlite"}
+    for report in results.values():
+        assert report["closed"]["ok"] > 0 and report["closed"]["errors"] == 0
+        assert report["memory_kb"]["VmHWM"] > 0
+    assert any(t.name.startswith("click p99") for t in section.targets)
+
+
+async def test_fanout_benchmark_delivers_everything_once(opts: BenchOptions) -> None:
+    section = await bench_fanout.run(opts)
+    [result] = section.figures["results"]
+    assert result["outbox"]["sent"] == result["auditors"]
+    assert result["connector"]["duplicates"] == 0
+    assert result["elapsed_s"] > 0
+
+
+def test_results_are_assembled_from_sections(opts: BenchOptions) -> None:
+    import argparse
+    from datetime import UTC, datetime
+
+    section = Section("x", "X", "body", [], {})
+    machine = {k: "?" for k in ("cores", "cpu", "kernel", "python", "sqlite", "postgresql",
+                                "botbuilder", "aiohttp", "sqlalchemy")}
+    text = render([section], machine, datetime.now(UTC), 1.0, argparse.Namespace(tiny=True))
+    assert "## X" in text and "## Targets" in text
