@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from qa.form_rules import Submission
@@ -120,16 +120,20 @@ class AuditStore:
         """The case's social worker, their manager, then the case team's team managers."""
         found: dict[str, Owner] = {}
         worker = await session.get(Staff, case.social_worker_id) if case.social_worker_id else None
+        manager_id = worker.manager_id if worker is not None and worker.active else None
+        # The manager and the case team's staff in one query.
+        people = {s.staff_id: s for s in await session.scalars(
+            select(Staff)
+            .where(Staff.active.is_(True),
+                   or_(Staff.team_id == case.team_id, Staff.staff_id == (manager_id or "")))
+            .order_by(Staff.name, Staff.staff_id))}
         if worker is not None and worker.active:
             found[worker.staff_id] = Owner(worker.staff_id, worker.name, "social_worker")
-            manager = await session.get(Staff, worker.manager_id) if worker.manager_id else None
-            if manager is not None and manager.active:
+            manager = people.get(manager_id or "")
+            if manager is not None:
                 found.setdefault(manager.staff_id, Owner(manager.staff_id, manager.name, "manager"))
-        team_staff = await session.scalars(
-            select(Staff).where(Staff.team_id == case.team_id, Staff.active.is_(True))
-            .order_by(Staff.name, Staff.staff_id))
-        for staff in team_staff:
-            if "team_manager" in (staff.roles or []):
+        for staff in people.values():
+            if staff.team_id == case.team_id and "team_manager" in (staff.roles or []):
                 found.setdefault(staff.staff_id, Owner(staff.staff_id, staff.name, "team_manager"))
         return tuple(found.values())
 
@@ -203,26 +207,30 @@ class AuditStore:
                 .execution_options(synchronize_session=False))
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return False  # another submit won the race; this transaction wrote nothing
-            for domain, grade in submission.domain_grades.items():
-                session.add(DomainGrade(audit_id=audit_id, domain=domain, grade=grade))
-            rows = [AuditAction(audit_id=audit_id, seq=a.seq, what=a.what, owner_id=a.owner_id,
-                                due_on=a.due_on, priority=a.priority, status="open",
-                                created_at=now)
-                    for a in submission.actions]
-            session.add_all(rows)
-            await session.flush()
+            # One executemany per table rather than a statement per row.
+            await session.execute(insert(DomainGrade), [
+                {"audit_id": audit_id, "domain": domain, "grade": grade}
+                for domain, grade in submission.domain_grades.items()])
+            action_rows = [{"audit_id": audit_id, "seq": a.seq, "what": a.what,
+                            "owner_id": a.owner_id, "due_on": a.due_on,
+                            "priority": a.priority, "status": "open", "created_at": now}
+                           for a in submission.actions]
+            action_ids = list((await session.scalars(
+                insert(AuditAction).returning(AuditAction.id, sort_by_parameter_order=True),
+                action_rows)).all()) if action_rows else []
             record(session, actor=actor, action="audit.submitted", entity="audit",
                    entity_id=str(audit_id), before=before,
                    after={"status": SUBMITTED, "overall_grade": submission.overall,
                           "outcomes": submission.outcomes,
                           "domain_grades": dict(submission.domain_grades),
-                          "actions": len(rows),
+                          "actions": len(action_rows),
                           "safeguarding_concern": submission.safeguarding})
-            for row in rows:
+            for action_id, row in zip(action_ids, action_rows, strict=True):
                 record(session, actor=actor, action="action.created", entity="audit_action",
-                       entity_id=str(row.id),
-                       after={"audit_id": audit_id, "seq": row.seq, "owner_id": row.owner_id,
-                              "due_on": row.due_on.isoformat(), "priority": row.priority})
+                       entity_id=str(action_id),
+                       after={"audit_id": audit_id, "seq": row["seq"],
+                              "owner_id": row["owner_id"], "due_on": row["due_on"].isoformat(),
+                              "priority": row["priority"]})
             if submission.safeguarding:
                 await self._alert_safeguarding(session, audit, actor, submission)
             return True
