@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 import time
@@ -162,6 +163,11 @@ def init_app(settings: Settings, *, framework: Framework | None = None,
             log.info("Bot Framework authentication on", extra={"app_type": settings.app_type})
         ctx.extras[EXTRAS_KEY] = app[METRICS]
         app[CTX] = ctx
+        # Everything built so far lives as long as the process: move it out of the cyclic
+        # collector's sight, so a full collection scans only what turns create. Without
+        # this a gen-2 collection paused a click for about 70 ms (bench/NOTES.md).
+        gc.collect()
+        gc.freeze()
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         if run_sender:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +247,54 @@ def cmd_allocate(args: argparse.Namespace) -> int:
     return _with_context(run)
 
 
+def _month_start(text: str | None, flag: str) -> date | None:
+    """The first day of a YYYY-MM month; ValueError names the flag and what it wants."""
+    if not text:
+        return None
+    try:
+        year, month = (int(x) for x in text.split("-"))
+        return date(year, month, 1)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: expected a month such as 2026-04") from None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from reports.export import export
+
+    try:
+        since = _month_start(args.since, "--since")
+        until = _month_start(args.until, "--until")
+    except ValueError as err:
+        _err(str(err))
+        return 2
+
+    async def run(ctx: Any) -> int:
+        paths = await export(ctx.sessions, args.out, since=since, until=until, fmt=args.format,
+                             framework=ctx.framework)
+        for name, path in sorted(paths.items()):
+            _out(f"{name}: {path}")
+        return 0
+
+    return _with_context(run)
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    from reports.digest import Period, compute_digest, digest_text
+
+    try:
+        period = Period.parse(args.period)
+    except ValueError as err:
+        _err(str(err))
+        return 2
+
+    async def run(ctx: Any) -> int:
+        digest = await compute_digest(ctx.sessions, ctx.framework, period)
+        _out(digest.to_json() if args.json else digest_text(digest, ctx.framework))
+        return 0
+
+    return _with_context(run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qabot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -288,6 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="reproduce an allocation (else random)")
     p.add_argument("--actor", default="allocate", help="who ran it, for the audit log")
     p.set_defaults(func=cmd_allocate)
+
+    p = sub.add_parser("export", help="audits, grades and actions to CSV or XLSX (R13)")
+    p.add_argument("--out", required=True, help="folder to write into")
+    p.add_argument("--since", default=None, help="first allocation month, e.g. 2025-04")
+    p.add_argument("--until", default=None, help="month after the last, e.g. 2026-04")
+    p.add_argument("--format", choices=("csv", "xlsx"), default="csv")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("digest", help="the leadership digest for a month or quarter (totals only)")
+    p.add_argument("period", help="a month (2026-10) or a quarter (2026-Q3)")
+    p.add_argument("--json", action="store_true", help="the figures as JSON")
+    p.set_defaults(func=cmd_digest)
 
     jobs = sub.add_parser("jobs", help="scheduled jobs").add_subparsers(dest="jobs", required=True)
     jobs.add_parser("list", help="jobs and their next run").set_defaults(func=cmd_jobs_list)

@@ -99,3 +99,58 @@ def test_framework_check_reports_a_syntax_error_line(tmp_path: Path, capsys: pyt
     bad.write_text('authority = "x"\n\n[areas.early_help\nlabel = "EH"\n', encoding="utf-8")
     assert main(["framework", "check", str(bad)]) == 1
     assert f"{bad}:3:" in capsys.readouterr().err
+
+
+def _seeded_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated SQLite file with one allocated audit (the audit form tests' seed)."""
+    import asyncio
+
+    from qa.framework import load_framework
+    from qabot.context import AppContext
+    from qabot.settings import Settings
+    from tests.test_audit_form import seed
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+
+    async def run() -> None:
+        ctx = AppContext.create(Settings(database_url=url),
+                                load_framework(bundled_framework_path("lambeth_like")))
+        try:
+            await seed(ctx)
+        finally:
+            await ctx.close()
+
+    asyncio.run(run())
+    monkeypatch.setenv("DATABASE_URL", url)
+    return url
+
+
+def test_export_writes_csv_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    _seeded_db(tmp_path, monkeypatch)
+    out = tmp_path / "export"
+    assert main(["export", "--out", str(out)]) == 0
+    listed = capsys.readouterr().out
+    assert "audits:" in listed and "actions:" in listed
+    audits = (out / "audits.csv").read_text(encoding="utf-8")
+    assert "C-1001" in audits and "case_ref" in audits.splitlines()[0]
+    assert main(["export", "--out", str(out), "--since", "April"]) == 2
+
+
+def test_digest_prints_totals_and_never_a_case_reference(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    _seeded_db(tmp_path, monkeypatch)
+    month = f"{datetime.now(ZoneInfo('Europe/London')):%Y-%m}"  # the seed's allocation month
+    assert main(["digest", month]) == 0
+    text = capsys.readouterr().out
+    assert month in text or "audit" in text.lower()
+    assert main(["digest", month, "--json"]) == 0
+    as_json = capsys.readouterr().out
+    assert '"allocated"' in as_json or "allocated" in as_json
+    assert "C-1001" not in text and "C-1001" not in as_json
+    assert main(["digest", "last month"]) == 2
