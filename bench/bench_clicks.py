@@ -34,11 +34,11 @@ from bench.harness import (
     machine_busy,
     md_table,
     ms,
-    postgres_available,
     run_loadgen,
     start_connector,
     start_echo,
     start_qabot,
+    usable_databases,
 )
 
 FORM_VERBS = ("audit.open", "audit.save_draft", "audit.submit")
@@ -284,11 +284,7 @@ async def run(opts: BenchOptions, cfg: Config | None = None) -> Section:
     cfg = cfg or (Config.tiny() if opts.tiny else Config())
     framework = load_framework(bundled_framework_path("lambeth_like"))
     form = form_available()
-    databases = list(opts.databases)
-    skipped: list[str] = []
-    if "postgresql" in databases and not await postgres_available():
-        databases.remove("postgresql")
-        skipped.append("postgresql (unreachable)")
+    databases, skipped = await usable_databases(opts.databases)
     results: dict[str, dict[str, Any]] = {}
     checks: dict[str, dict[str, int]] = {}
     connector = start_connector(opts.workdir, "connector-clicks")

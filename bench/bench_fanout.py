@@ -27,9 +27,9 @@ from bench.harness import (
     Target,
     database,
     md_table,
-    postgres_available,
     start_connector,
     start_qabot,
+    usable_databases,
 )
 
 RATIO_TARGET = 1.15
@@ -232,11 +232,7 @@ async def one(opts: BenchOptions, cfg: Config, kind: str, scenario: Scenario,
 
 async def run(opts: BenchOptions, cfg: Config | None = None) -> Section:
     cfg = cfg or (Config.tiny() if opts.tiny else Config())
-    databases = list(opts.databases)
-    skipped: list[str] = []
-    if "postgresql" in databases and not await postgres_available():
-        databases.remove("postgresql")
-        skipped.append("postgresql (unreachable)")
+    databases, skipped = await usable_databases(opts.databases)
     results: list[dict[str, Any]] = []
     connector = start_connector(opts.workdir, "connector-fanout")
     try:

@@ -33,7 +33,7 @@ from bench.harness import (
     database,
     md_table,
     ms,
-    postgres_available,
+    usable_databases,
 )
 
 DIGEST_TARGET_S: Final = 1.0
@@ -218,11 +218,7 @@ def _ratio(a: float, b: float) -> float:
 
 async def run(opts: BenchOptions, cfg: Config | None = None) -> Section:
     cfg = cfg or (Config.tiny() if opts.tiny else Config())
-    databases = list(opts.databases)
-    skipped: list[str] = []
-    if "postgresql" in databases and not await postgres_available():
-        databases.remove("postgresql")
-        skipped.append("postgresql (unreachable)")
+    databases, skipped = await usable_databases(opts.databases)
     results: dict[str, list[dict[str, Any]]] = {}
     started = time.perf_counter()
     for kind in databases:

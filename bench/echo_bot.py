@@ -10,11 +10,7 @@ or when stdin closes.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import signal
-import sys
 
 from aiohttp import web
 from botbuilder.core import Bot, TurnContext
@@ -25,6 +21,8 @@ from botbuilder.schema import (
     AdaptiveCardInvokeResponse,
     InvokeResponse,
 )
+
+from bench.child import serve_until_stopped
 
 CARD = {
     "type": "AdaptiveCard",
@@ -69,29 +67,7 @@ def make_app() -> web.Application:
 async def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     runner = web.AppRunner(make_app(), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    sys.stdout.write(json.dumps({"ready": True, "port": port, "pid": os.getpid()}) + "\n")
-    sys.stdout.flush()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    # stdin closing (the benchmark went away) stops the bot too
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-
-    async def watch_stdin() -> None:
-        while await reader.readline():
-            pass
-        stop.set()
-
-    watcher = asyncio.create_task(watch_stdin())
-    await stop.wait()
-    watcher.cancel()
-    await runner.cleanup()
+    await serve_until_stopped(runner)
 
 
 if __name__ == "__main__":

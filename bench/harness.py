@@ -146,6 +146,16 @@ async def postgres_available() -> bool:
     return await postgres_version() is not None
 
 
+async def usable_databases(requested: tuple[str, ...] | list[str]) -> tuple[list[str], list[str]]:
+    """The requested databases this machine can run, and the skipped ones with why."""
+    databases = list(requested)
+    skipped: list[str] = []
+    if "postgresql" in databases and not await postgres_available():
+        databases.remove("postgresql")
+        skipped.append("postgresql (unreachable)")
+    return databases, skipped
+
+
 # ---------------------------------------------------------------------------- databases
 
 
@@ -294,15 +304,19 @@ class ChildProcess:
         self.stop()
 
 
-def start_connector(workdir: Path, name: str = "connector") -> ChildProcess:
-    """The fake Bot Connector in its own process (bench/connector_proc.py)."""
-    proc = ChildProcess(name, [PYTHON, "-m", "bench.connector_proc"], workdir)
+def _started(proc: ChildProcess) -> ChildProcess:
+    """Wait for the child's ready line; never leave it running if it does not come."""
     try:
         proc.wait_ready()
     except BaseException:
         proc.stop()
         raise
     return proc
+
+
+def start_connector(workdir: Path, name: str = "connector") -> ChildProcess:
+    """The fake Bot Connector in its own process (bench/connector_proc.py)."""
+    return _started(ChildProcess(name, [PYTHON, "-m", "bench.connector_proc"], workdir))
 
 
 def start_qabot(workdir: Path, database_url: str, name: str = "qabot",
@@ -322,23 +336,11 @@ def start_qabot(workdir: Path, database_url: str, name: str = "qabot",
         # Collapsed stacks: open in speedscope.app or feed to flamegraph.pl.
         args = [str(Path(PYTHON).with_name("py-spy")), "record", "--rate", "250", "--format",
                 "raw", "-o", str(workdir / f"{name}.folded"), "--", *args]
-    proc = ChildProcess(name, args, workdir, child_env)
-    try:
-        proc.wait_ready()
-    except BaseException:
-        proc.stop()
-        raise
-    return proc
+    return _started(ChildProcess(name, args, workdir, child_env))
 
 
 def start_echo(workdir: Path, name: str = "echo") -> ChildProcess:
-    proc = ChildProcess(name, [PYTHON, "-m", "bench.echo_bot"], workdir)
-    try:
-        proc.wait_ready()
-    except BaseException:
-        proc.stop()
-        raise
-    return proc
+    return _started(ChildProcess(name, [PYTHON, "-m", "bench.echo_bot"], workdir))
 
 
 def machine_busy() -> tuple[float, float]:

@@ -10,14 +10,12 @@ closes (so it never outlives the benchmark that started it).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-import signal
-import sys
 
 from aiohttp import web
 
+from bench.child import serve_until_stopped
 from qabot.app import init_app
 from qabot.context import load_configured_framework
 from qabot.logs import configure
@@ -31,29 +29,7 @@ async def main() -> None:
     framework = load_configured_framework(settings)
     app = init_app(settings, framework=framework, run_scheduler=False)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    sys.stdout.write(json.dumps({"ready": True, "port": port, "pid": os.getpid()}) + "\n")
-    sys.stdout.flush()
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-
-    async def watch_stdin() -> None:
-        while await reader.readline():
-            pass
-        stop.set()
-
-    watcher = asyncio.create_task(watch_stdin())
-    await stop.wait()
-    watcher.cancel()
-    await runner.cleanup()
+    await serve_until_stopped(runner)
 
 
 if __name__ == "__main__":
