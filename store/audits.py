@@ -89,6 +89,16 @@ class Delegation:
 Compose = Callable[[Delegation], Sequence[tuple[str, str | dict[str, Any]]]]
 
 
+async def _audit_for(session: AsyncSession, audit_id: int, actor: str | None) -> Audit:
+    """The audit the actor is changing: NotFound, or NotAllowed unless it is theirs."""
+    audit = await session.get(Audit, audit_id)
+    if audit is None:
+        raise NotFound("I cannot find that audit.")
+    if not _may_act(audit, actor):
+        raise NotAllowed(NOT_YOURS)
+    return audit
+
+
 def _may_act(audit: Audit, actor_staff_id: str | None) -> bool:
     return actor_staff_id is not None and actor_staff_id in (audit.auditor_id, audit.delegate_id)
 
@@ -161,11 +171,7 @@ class AuditStore:
         """Keep the form's entries for later; returns when it was saved."""
         now = utcnow()
         async with self._sessions.begin() as session:
-            audit = await session.get(Audit, audit_id)
-            if audit is None:
-                raise NotFound("I cannot find that audit.")
-            if not _may_act(audit, actor):
-                raise NotAllowed(NOT_YOURS)
+            await _audit_for(session, audit_id, actor)
             result = await session.execute(
                 update(Audit)
                 .where(Audit.id == audit_id, Audit.status != SUBMITTED)
@@ -186,11 +192,7 @@ class AuditStore:
     async def _submit_once(self, audit_id: int, actor: str | None,
                            submission: Submission) -> bool:
         async with self._sessions.begin() as session:
-            audit = await session.get(Audit, audit_id)
-            if audit is None:
-                raise NotFound("I cannot find that audit.")
-            if not _may_act(audit, actor):
-                raise NotAllowed(NOT_YOURS)
+            audit = await _audit_for(session, audit_id, actor)
             assert actor is not None
             if audit.status == SUBMITTED:
                 return False
