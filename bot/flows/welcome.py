@@ -6,31 +6,25 @@ import logging
 
 from bot.router import Request, Router
 from bot.turn import Incoming, Reply
+from qa.framework import Framework
 from store.models import Staff
 
 log = logging.getLogger(__name__)
 router = Router()
 
-# What the bot will send a person, by role. Kept beside help so the two agree.
-ROLE_DUTIES: dict[str, str] = {
-    "social_worker": "findings of audits of your cases, with a card to record your response "
-                     "(Part B), and reminders for actions you own",
-    "team_manager": "your monthly audit allocation and form, findings of audits of your "
-                    "team's cases, safeguarding alerts for your team, and overdue actions "
-                    "of your team",
-    "advanced_practitioner": "your monthly audit allocation and the audit form",
-    "service_manager": "your monthly audit allocation, and escalations of overdue actions "
-                       "and poor practice in your service",
-    "head_of_service": "your monthly audit allocation, moderation requests, and escalations "
-                       "in your service",
-    "assistant_director": "your monthly audit allocation and escalations of Inadequate and "
-                          "Requires Improvement audits for remedial action",
-    "director": "escalations of Inadequate audits for remedial action",
-    "iro": "your monthly audit allocation and the audit form",
-    "cp_chair": "your monthly audit allocation and the audit form",
-    "qa_lead": "allocation summaries, completion status, moderation and the QA commands",
-    "principal_social_worker": "allocation summaries, completion status and moderation",
-}
+# What the bot sends a person today, by what they do. Derived from the framework (who
+# audits, who is in the QA team), so help never promises a message that is not sent.
+AUDITOR_DUTY = ("your monthly audit allocation ({n} a month) with the audit form, and a "
+                "reminder before the deadline")
+MANAGER_DUTY = "a note when someone you manage has not submitted an audit by its deadline"
+SAFEGUARDING_DUTY = ("at once, any serious safeguarding concern an auditor raises about a "
+                     "case in a team you manage")
+QA_DUTY = ("allocation summaries and Teams roster reports; **status** shows completion "
+           "per team")
+NO_DUTY = ("Audits of your cases are recorded by the auditors; in this version I do not "
+           "send you messages about them.")
+MANAGER_ROLES = frozenset({"team_manager", "service_manager", "head_of_service",
+                           "assistant_director", "director"})
 
 CHANNEL_WELCOME = (
     "Hello, I am the case audit QA bot. Each month I allocate case audits to auditors, send "
@@ -50,8 +44,17 @@ def _is_bot_added(incoming: Incoming) -> bool:
     return incoming.type == "conversationUpdate" and incoming.bot_id in incoming.members_added
 
 
-def duties_for(roles: frozenset[str]) -> list[str]:
-    return [ROLE_DUTIES[r] for r in sorted(roles) if r in ROLE_DUTIES]
+def duties_for(roles: frozenset[str], framework: Framework) -> list[str]:
+    """The messages a person with these roles gets from the bot as it is today."""
+    duties: list[str] = []
+    quota = framework.quota_for_roles(roles)
+    if quota:
+        duties.append(AUDITOR_DUTY.format(n=quota))
+    if roles & MANAGER_ROLES:
+        duties += [MANAGER_DUTY, SAFEGUARDING_DUTY]
+    if roles & framework.qa_roles:
+        duties.append(QA_DUTY)
+    return duties
 
 
 def help_text(request: Request) -> str:
@@ -66,9 +69,8 @@ def help_text(request: Request) -> str:
     else:
         labels = [ctx.framework.roles.get(r, r) for r in sorted(roles)]
         lines.append(f"You are set up as: {', '.join(labels) or 'no role'}.")
-        duties = duties_for(roles)
-        if duties:
-            lines.append("I will send you: " + "; ".join(duties) + ".")
+        duties = duties_for(roles, ctx.framework)
+        lines.append("I will send you: " + "; ".join(duties) + "." if duties else NO_DUTY)
     if ctx.router is not None:
         lines.append("Commands you can use:")
         for command in ctx.router.commands_for(roles, ctx.framework.qa_roles):
