@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///qabot.db"
+APP_TYPES = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
 
 
 class SettingsError(ValueError):
@@ -73,6 +74,16 @@ class Settings:
         tenants = frozenset(
             t.strip() for t in env.get("QABOT_ALLOWED_TENANTS", "").split(",") if t.strip()
         )
+        app_id = env.get("MicrosoftAppId", "").strip()
+        app_type = env.get("MicrosoftAppType", "").strip() or "MultiTenant"
+        if app_type not in APP_TYPES:
+            raise SettingsError(f"MicrosoftAppType={app_type!r}: expected one of "
+                                f"{', '.join(APP_TYPES)}")
+        if app_id and app_type == "SingleTenant" and not env.get("MicrosoftAppTenantId", "").strip():
+            raise SettingsError("MicrosoftAppType=SingleTenant needs MicrosoftAppTenantId "
+                                "(the council's Microsoft Entra tenant id)")
+        if app_id and app_type != "UserAssignedMSI" and not env.get("MicrosoftAppPassword", ""):
+            raise SettingsError("MicrosoftAppId is set but MicrosoftAppPassword is empty")
         log_format = env.get("QABOT_LOG_FORMAT", "json").strip() or "json"
         if log_format not in ("json", "text"):
             raise SettingsError(f"QABOT_LOG_FORMAT={log_format!r}: expected json or text")
@@ -80,9 +91,9 @@ class Settings:
             database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
             port=_int(env, "PORT", 3978),
             host=env.get("HOST", "0.0.0.0").strip() or "0.0.0.0",
-            app_id=env.get("MicrosoftAppId", "").strip(),
+            app_id=app_id,
             app_password=env.get("MicrosoftAppPassword", "").strip(),
-            app_type=env.get("MicrosoftAppType", "").strip() or "MultiTenant",
+            app_type=app_type,
             app_tenant_id=env.get("MicrosoftAppTenantId", "").strip(),
             allowed_tenants=tenants,
             framework_path=env.get("QABOT_FRAMEWORK", "").strip(),

@@ -154,3 +154,16 @@ def test_digest_prints_totals_and_never_a_case_reference(
     assert '"allocated"' in as_json or "allocated" in as_json
     assert "C-1001" not in text and "C-1001" not in as_json
     assert main(["digest", "last month"]) == 2
+
+
+@pytest.mark.parametrize(("env", "reason"), [
+    ({"MicrosoftAppId": "a", "MicrosoftAppPassword": "p", "MicrosoftAppType": "SingleTenant"},
+     "MicrosoftAppType=SingleTenant needs MicrosoftAppTenantId"),
+    ({"MicrosoftAppId": "a", "MicrosoftAppType": "SingleTenant", "MicrosoftAppTenantId": "t"},
+     "MicrosoftAppId is set but MicrosoftAppPassword is empty"),
+    ({"MicrosoftAppType": "Multi"}, "MicrosoftAppType='Multi': expected one of"),
+])
+def test_bot_framework_settings_are_checked_at_start(tmp_path: Path, env: dict[str, str],
+                                                     reason: str) -> None:
+    result = _qabot("serve", env=_env(tmp_path, **env))
+    assert result.returncode == 2 and reason in result.stderr
