@@ -8,7 +8,6 @@ proactive sends, 1:1 conversation creation and roster paging are plain coroutine
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -36,6 +35,7 @@ from botbuilder.schema import (
 from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
 
 from bot.turn import DeliveryError, Incoming, Member, Reply
+from qabot.logs import correlation_id as current_correlation_id
 from qabot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -227,28 +227,25 @@ class TeamsGateway(Bot):
         self._handler = handler
         self.adapter = CloudAdapter(_Authentication(settings))
         self.adapter.on_turn_error = self._on_turn_error
-        self._correlation: dict[int, str] = {}
 
     @property
     def app_id(self) -> str:
         return self._settings.app_id
 
-    async def process(self, request: web.Request, correlation_id: str) -> web.Response:
-        """Run one HTTP request through the adapter (auth, turn, invoke response)."""
-        task = asyncio.current_task()
-        self._correlation[id(task)] = correlation_id
+    async def process(self, body: Any, auth_header: str) -> web.Response:
+        """Run one parsed request body through the adapter (auth, turn, invoke response).
+
+        What CloudAdapter.process does, except for how an invoke response is written (below).
+        """
+        activity = Activity().deserialize(body)
+        if not activity.type:
+            raise web.HTTPBadRequest()
         try:
-            # CloudAdapter.process, except for how an invoke response is written (below).
-            activity = Activity().deserialize(await request.json())
-            if not activity.type:
-                raise web.HTTPBadRequest()
             invoke_response = await self.adapter.process_activity(
-                request.headers.get("Authorization", ""), activity, self.on_turn)
+                auth_header, activity, self.on_turn)
         except (jwt.PyJWTError, PermissionError):
             # A malformed or forged bearer token is an authentication failure, not a crash.
             raise web.HTTPUnauthorized() from None
-        finally:
-            self._correlation.pop(id(task), None)
         if invoke_response is None:
             return web.Response(status=201)
         try:
@@ -259,8 +256,7 @@ class TeamsGateway(Bot):
                             content_type="application/json")
 
     async def on_turn(self, turn_context: TurnContext) -> None:
-        correlation_id = self._correlation.get(id(asyncio.current_task()), "")
-        incoming = to_incoming(turn_context.activity, correlation_id)
+        incoming = to_incoming(turn_context.activity, current_correlation_id.get())
         reply = await self._handler(incoming)
         if incoming.is_card_action:
             await self._answer_invoke(turn_context, reply)
@@ -287,7 +283,7 @@ class TeamsGateway(Bot):
         )
 
     async def _on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
-        correlation_id = self._correlation.get(id(asyncio.current_task()), "")
+        correlation_id = current_correlation_id.get()
         log.error(
             "turn failed",
             exc_info=error,

@@ -45,19 +45,13 @@ CTX = web.AppKey("ctx", AppContext)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 RUNTIME = web.AppKey("runtime", Runtime)
-CORRELATION = web.RequestKey("correlation_id", str)
 READY_TIMEOUT_SECONDS = 5.0
-
-Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
-                      Awaitable[web.StreamResponse]]
-
 
 @web.middleware
 async def _correlation(request: web.Request,
                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                        ) -> web.StreamResponse:
     cid = request.headers.get("X-Correlation-Id") or uuid.uuid4().hex[:16]
-    request[CORRELATION] = cid
     token = correlation_id.set(cid)
     try:
         response = await handler(request)
@@ -74,9 +68,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": "expected application/json"}, status=415)
     started = time.perf_counter()
     try:
-        # Read for the metrics label only; aiohttp keeps the body for the adapter.
         body = await request.json()
-        response = await ctx.gateway.process(request, request[CORRELATION])
+        response = await ctx.gateway.process(body, request.headers.get("Authorization", ""))
     except web.HTTPException:
         raise
     except ValueError:

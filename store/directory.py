@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -222,9 +222,6 @@ class Directory:
                 select(Staff).where(Staff.active.is_(True)).order_by(Staff.staff_id))).all()
         return [s for s in rows if roles.intersection(s.roles or [])]
 
-    async def count_staff(self) -> int:
-        async with self._sessions() as session:
-            return int(await session.scalar(select(func.count()).select_from(Staff)) or 0)
 
 
 async def _staff_by_identity(session: AsyncSession, user_id: str, aad_object_id: str | None,
