@@ -22,6 +22,7 @@ RUN python -m venv /opt/qabot
 COPY pyproject.toml ./
 COPY bot ./bot
 COPY cards ./cards
+COPY flows ./flows
 COPY qa ./qa
 COPY qabot ./qabot
 COPY reports ./reports

@@ -26,7 +26,7 @@ test: install e2e-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check bot cards store scheduler qa qabot reports bench scripts tests
+	$(BIN)/ruff check bot cards flows store scheduler qa qabot reports bench scripts tests
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -70,9 +70,9 @@ class Config:
 def form_available() -> bool:
     """Whether the audit form's verbs are registered (the flow is being written now)."""
     try:
-        from bot.app_routes import build_router
+        from qabot.app import build_router
 
-        verbs = build_router().verbs
+        verbs = build_router().cards
     except Exception:
         return False
     return all(v in verbs for v in FORM_VERBS)
@@ -279,7 +279,7 @@ def run_phases(opts: BenchOptions, cfg: Config, bot: ChildProcess, label: str, *
 
 
 async def run(opts: BenchOptions, cfg: Config | None = None) -> Section:
-    from qa.framework import bundled_framework_path, load_framework
+    from qa.framework_file import bundled_framework_path, load_framework
 
     cfg = cfg or (Config.tiny() if opts.tiny else Config())
     framework = load_framework(bundled_framework_path("lambeth_like"))

@@ -127,22 +127,18 @@ async def seed(url: str, connector_url: str, scenario: Scenario) -> list[str]:
 
 
 async def queue_all(url: str, names: list[str]) -> float:
-    """Queue one card per auditor in one transaction; returns the monotonic commit time.
-
-    (On SQLite the rows become visible one by one before the commit: queue_in's SAVEPOINT
-    under pysqlite's transaction handling commits each row. The clock therefore starts
-    before queueing, not at the commit.)
-    """
+    """Queue one card per auditor in one transaction; returns the monotonic commit time."""
     from store.db import make_engine, make_sessionmaker
-    from store.outbox import queue_in
+    from store.models import utcnow
+    from store.outbox import Message, queue_in
 
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine).begin() as s:
             for i, name in enumerate(names):
-                await queue_in(s, staff_id=f"F{i:04d}",
-                               message=allocation_card(name, f"C-{i:06d}", 10_000 + i),
-                               dedupe_key=f"bench-alloc:F{i:04d}")
+                await queue_in(s, Message(allocation_card(name, f"C-{i:06d}", 10_000 + i),
+                                          staff_id=f"F{i:04d}",
+                                          dedupe_key=f"bench-alloc:F{i:04d}"), at=utcnow())
         return time.monotonic()
     finally:
         await engine.dispose()

@@ -145,7 +145,7 @@ async def _export_peak_mb(sessions: Any, out_dir: Path, framework: Any) -> float
 
 async def _time_size(kind: str, years: int, cfg: Config, opts: BenchOptions,
                      explain: bool, memory: bool) -> dict[str, Any]:
-    from qa.framework import bundled_framework_path, load_framework
+    from qa.framework_file import bundled_framework_path, load_framework
     from reports.digest import compute_digest
     from reports.export import export
     from store.db import make_engine, make_sessionmaker

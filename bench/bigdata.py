@@ -27,7 +27,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from qa.framework import Framework, bundled_framework_path, load_framework
+from qa.framework import Framework
+from qa.framework_file import bundled_framework_path, load_framework
 from store.models import AllocationRun, Audit, AuditAction, Case, DomainGrade, Staff, Team
 
 DEFAULT_SEED: Final = 20261121

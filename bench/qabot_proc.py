@@ -16,8 +16,7 @@ import os
 from aiohttp import web
 
 from bench.child import serve_until_stopped
-from qabot.app import init_app
-from qabot.context import load_configured_framework
+from qabot.app import init_app, load_configured_framework
 from qabot.logs import configure
 from qabot.settings import Settings
 

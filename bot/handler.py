@@ -1,71 +1,79 @@
-"""From an incoming activity to a routed handler, with the one error handler."""
+"""From an incoming activity to a routed handler, and the ONE place errors become replies.
+
+Typed messages and card clicks alike: a :class:`~qa.errors.DomainError` (a refusal with a
+code, raised by the router, a flow or the store) is answered with the sentence for its code
+from ``cards/messages.py``; anything else is logged with its traceback and the turn's
+correlation id, and the person gets a short apology with that id to quote, never the
+exception's text.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from bot.router import Request, Router
-from bot.teams import TurnHandler
-from bot.turn import Incoming, Reply
+from bot.router import Request
+from bot.turn import Incoming, Reply, TurnHandler
+from cards import messages
 from cards.common import notice_card
-from qabot.context import AppContext
+from qa.errors import DomainError
 from qabot.logs import correlation_id
-from store.errors import StoreError
+
+if TYPE_CHECKING:
+    from qabot.services import Services
 
 log = logging.getLogger(__name__)
 
-
-class UserError(Exception):
-    """A problem the person can fix; the message is shown to them as it is."""
-
-
-def make_turn_handler(ctx: AppContext, router: Router) -> TurnHandler:
+def make_turn_handler(services: Services) -> TurnHandler:
+    """The turn handler for the service: routes through ``services.router``."""
+    router = services.router
     known: dict[str, str] = {}
 
     async def handle(incoming: Incoming) -> Reply | None:
         token = correlation_id.set(incoming.correlation_id)
         try:
-            allowed = ctx.settings.allowed_tenants
+            allowed = services.settings.allowed_tenants
             if allowed and incoming.tenant_id not in allowed:
                 log.warning("ignored activity from a tenant that is not allowed",
                             extra={"tenant_id": incoming.tenant_id or "none",
                                    "activity_type": incoming.type})
                 return None
-            await _remember_conversation(ctx, incoming, known)
+            await _remember_conversation(services, incoming, known)
             staff = None
             if incoming.user_id:
-                staff = await ctx.directory.staff_for_user(incoming.user_id, incoming.user_aad_id)
-            return await router.dispatch(Request(ctx, incoming, staff))
-        except (UserError, StoreError) as err:
-            return _answer(incoming, str(err))
+                staff = await services.directory.staff_for_user(incoming.user_id,
+                                                                incoming.user_aad_id)
+            return await router.dispatch(Request(services, incoming, staff))
+        except DomainError as err:
+            log.info("refused", extra={"code": err.code.value, "verb": incoming.verb or "",
+                                       "activity_type": incoming.type})
+            return answer(incoming, messages.error_text(err))
         except Exception:
             log.exception("handler failed", extra={"activity_type": incoming.type,
                                                    "verb": incoming.verb or ""})
-            return _answer(
-                incoming,
-                "Sorry, something went wrong on our side and nothing was changed. If it keeps "
-                f"happening, quote reference {incoming.correlation_id} to the QA team.")
+            return answer(incoming, messages.turn_failed(incoming.correlation_id))
         finally:
             correlation_id.reset(token)
 
     return handle
 
 
-def _answer(incoming: Incoming, text: str) -> Reply:
+def answer(incoming: Incoming, text: str) -> Reply:
     """A card button expects a card back (Teams shows an error otherwise); a message, text."""
     if incoming.is_card_action:
         return Reply(card=notice_card(text))
     return Reply.text(text)
 
 
-async def _remember_conversation(ctx: AppContext, incoming: Incoming, known: dict[str, str]) -> None:
+async def _remember_conversation(services: Services, incoming: Incoming,
+                                 known: dict[str, str]) -> None:
     """Keep each conversation's reference and service URL current (one write per change)."""
     if not incoming.conversation_id or not incoming.service_url:
         return
     if known.get(incoming.conversation_id) == incoming.service_url:
         return
     kind = incoming.conversation_type or "personal"
-    await ctx.directory.save_conversation(
+    await services.directory.save_conversation(
         conversation_id=incoming.conversation_id,
         kind=kind,
         service_url=incoming.service_url,

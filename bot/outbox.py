@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from bot.ratelimit import RateLimiter
 from bot.turn import DeliveryError
 from store.directory import Directory, Target
-from store.models import utcnow
 from store.outbox import RETRYABLE, Claimed, OutboxStore
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ class OutboxSender:
         poll_seconds: float = 1.0,
         base_backoff: float = 1.0,
         max_backoff: float = 300.0,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime],
         rng: random.Random | None = None,
     ) -> None:
         self._outbox = outbox

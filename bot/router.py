@@ -1,28 +1,36 @@
-"""Routes as (selector, handler) pairs: exact command words and exact card verbs.
+"""Routes as (selector, handler) pairs: exact card verbs with typed payloads, exact commands.
 
-Each conversation flow owns a ``Router`` and registers its own routes; the root router
-only includes them (EXAMPLES habits 2 and 3). Card actions are matched before text
-commands, and never by substring.
+Each flow owns a ``Router`` and registers its own routes; the app factory combines them
+(EXAMPLES habits 2, 3 and 4). Card actions are matched before text commands, and never by
+substring. A card route names its payload model: the router parses the button's data into
+it before the handler runs, so a bad button is refused here (a :class:`~qa.errors.Refused`
+for the turn handler to word) and no handler sees unparsed data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.turn import Incoming, Reply
+from cards import messages
+from cards.payloads import Payload
+from qa.errors import Code, Refused
 
 if TYPE_CHECKING:
-    from qabot.context import AppContext
+    from qabot.services import Services
     from store.models import Staff
+
+P = TypeVar("P", bound=Payload)
 
 
 @dataclass(frozen=True)
 class Request:
-    """One routed turn: the activity, who sent it (if we know them) and the app."""
+    """One routed turn: the activity, who sent it (if we know them), the services and the
+    turn's time from the one clock."""
 
-    ctx: AppContext
+    services: Services
     incoming: Incoming
     staff: Staff | None
 
@@ -36,16 +44,26 @@ class Request:
         return self.staff.staff_id if self.staff else f"teams:{self.incoming.user_id}"
 
     @property
+    def staff_id(self) -> str | None:
+        return self.staff.staff_id if self.staff is not None else None
+
+    @property
     def args(self) -> str:
         """The text after the command word(s)."""
         return self.incoming.text
 
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """A card click's inputs (with the packed fields Teams merges into them)."""
+        return self.incoming.action_data
+
 
 Handler = Callable[[Request], Awaitable[Reply | None]]
+CardHandler = Callable[[Request, Any], Awaitable[Reply | None]]
+EventSelector = Callable[[Incoming], bool]
 
 #: Stands in a command's roles for "the QA team", whose roles the framework file names.
 QA_TEAM = "@qa_team"
-EventSelector = Callable[[Incoming], bool]
 
 
 @dataclass(frozen=True)
@@ -66,10 +84,16 @@ class Command:
         return bool(roles & wanted)
 
 
+@dataclass(frozen=True)
+class CardRoute:
+    payload: type[Payload]
+    handler: CardHandler
+
+
 @dataclass
 class Router:
     commands: list[Command] = field(default_factory=list)
-    verbs: dict[str, Handler] = field(default_factory=dict)
+    cards: dict[str, CardRoute] = field(default_factory=dict)
     events: list[tuple[EventSelector, Handler]] = field(default_factory=list)
 
     def command(
@@ -90,11 +114,13 @@ class Router:
 
         return register
 
-    def verb(self, name: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            if name in self.verbs:
-                raise ValueError(f"verb {name!r} registered twice")
-            self.verbs[name] = handler
+    def card(self, payload: type[P]) -> Callable[[Callable[[Request, P], Awaitable[Reply | None]]],
+                                                 Callable[[Request, P], Awaitable[Reply | None]]]:
+        """Register the handler of a card verb; it receives the parsed payload."""
+
+        def register(handler: Callable[[Request, P], Awaitable[Reply | None]]
+                     ) -> Callable[[Request, P], Awaitable[Reply | None]]:
+            self._add_card(payload.verb, CardRoute(payload, handler))
             return handler
 
         return register
@@ -106,13 +132,23 @@ class Router:
 
         return register
 
+    def _add_card(self, verb: str, route: CardRoute) -> None:
+        if verb in self.cards:
+            raise ValueError(f"verb {verb!r} registered twice")
+        self.cards[verb] = route
+
     def include(self, other: Router) -> None:
-        for name, handler in other.verbs.items():
-            if name in self.verbs:
-                raise ValueError(f"verb {name!r} registered twice")
-            self.verbs[name] = handler
+        for verb, route in other.cards.items():
+            self._add_card(verb, route)
         self.commands.extend(other.commands)
         self.events.extend(other.events)
+
+    @classmethod
+    def combine(cls, routers: Iterable[Router]) -> Router:
+        root = cls()
+        for router in routers:
+            root.include(router)
+        return root
 
     def commands_for(self, roles: frozenset[str], qa_roles: frozenset[str]) -> list[Command]:
         return [c for c in self.commands if c.allowed(roles, qa_roles)]
@@ -134,46 +170,33 @@ class Router:
         incoming = request.incoming
         verb = incoming.verb
         if verb is not None:
-            handler = self.verbs.get(verb)
-            if handler is None:
-                return Reply.text("That button is no longer supported. Type **help**.")
-            return await handler(request)
+            route = self.cards.get(verb)
+            if route is None:
+                raise Refused(Code.UNKNOWN_VERB)
+            return await route.handler(request, route.payload.parse(incoming.action_data))
         for selector, handler in self.events:
             if selector(incoming):
                 return await handler(request)
         if incoming.type == "message" and incoming.text:
             found = self.match_command(incoming.text)
             if found is None:
-                return Reply.text(
-                    "Sorry, I did not understand that. Type **help** to see what I can do for you.")
+                return Reply.text(messages.UNKNOWN_COMMAND)
             command, rest = found
             if incoming.conversation_type != "personal" and not command.anywhere:
-                return Reply.text(f"Please message me 1:1 for **{command.usage}**: here I "
-                                  "only ever post totals, never details of a case.")
-            qa_roles = request.ctx.framework.qa_roles
+                return Reply.text(messages.one_to_one_only(command.usage))
+            qa_roles = request.services.framework.qa_roles
             if not command.allowed(request.roles, qa_roles):
-                return Reply.text(f"**{command.usage}** is for {_who(request, command)} only.")
-            return await command.handler(_with_args(request, rest))
+                return Reply.text(messages.not_for_you(command.usage, _who(request, command)))
+            return await command.handler(replace(request, incoming=replace(incoming, text=rest)))
         return None
 
 
 def _who(request: Request, command: Command) -> str:
     """The roles a command is for, in the framework's own labels."""
-    fw = request.ctx.framework
+    fw = request.services.framework
     if command.roles == {QA_TEAM}:
         return "the QA team"
     roles = set(command.roles or ()) - {QA_TEAM}
     if command.roles and QA_TEAM in command.roles:
         roles |= fw.qa_roles
     return " or ".join(fw.roles.get(r, r) for r in sorted(roles))
-
-
-def _with_args(request: Request, rest: str) -> Request:
-    from dataclasses import replace
-
-    return replace(request, incoming=replace(request.incoming, text=rest))
-
-
-def payload(request: Request) -> dict[str, Any]:
-    """The action data of a card click (inputs plus packed fields)."""
-    return request.incoming.action_data

@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 from aiohttp import web
-from botbuilder.core import Bot, TurnContext
+from botbuilder.core import TurnContext
 from botbuilder.core.serializer_helper import serializer_helper
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.integration.aiohttp import (
@@ -34,13 +34,13 @@ from botbuilder.schema import (
 )
 from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
 
-from bot.turn import DeliveryError, Incoming, Member, Reply
+from bot.turn import DeliveryError, Incoming, Member, Reply, TurnHandler
+from cards.messages import turn_broke
 from qabot.logs import correlation_id as current_correlation_id
 from qabot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TurnHandler = Callable[[Incoming], Awaitable[Reply | None]]
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 
 
@@ -219,12 +219,15 @@ def _delivery_error(exc: Exception) -> DeliveryError:
     return DeliveryError(status, reason, retry_after)
 
 
-class TeamsGateway(Bot):
-    """Receives activities through CloudAdapter and sends through the Bot Connector."""
+class TeamsGateway:
+    """Receives activities through CloudAdapter and sends through the Bot Connector.
 
-    def __init__(self, settings: Settings, handler: TurnHandler) -> None:
+    Built before the services it serves (they hold it for proactive sends), so the turn
+    handler is handed to :meth:`process` with each request rather than at construction.
+    """
+
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._handler = handler
         self.adapter = CloudAdapter(_Authentication(settings))
         self.adapter.on_turn_error = self._on_turn_error
 
@@ -232,7 +235,7 @@ class TeamsGateway(Bot):
     def app_id(self) -> str:
         return self._settings.app_id
 
-    async def process(self, body: Any, auth_header: str) -> web.Response:
+    async def process(self, body: Any, auth_header: str, handler: TurnHandler) -> web.Response:
         """Run one parsed request body through the adapter (auth, turn, invoke response).
 
         What CloudAdapter.process does, except for how an invoke response is written (below).
@@ -242,7 +245,7 @@ class TeamsGateway(Bot):
             raise web.HTTPBadRequest()
         try:
             invoke_response = await self.adapter.process_activity(
-                auth_header, activity, self.on_turn)
+                auth_header, activity, lambda turn_context: self._turn(turn_context, handler))
         except (jwt.PyJWTError, PermissionError):
             # A malformed or forged bearer token is an authentication failure, not a crash.
             raise web.HTTPUnauthorized() from None
@@ -255,9 +258,9 @@ class TeamsGateway(Bot):
         return web.Response(text=text, status=invoke_response.status,
                             content_type="application/json")
 
-    async def on_turn(self, turn_context: TurnContext) -> None:
+    async def _turn(self, turn_context: TurnContext, handler: TurnHandler) -> None:
         incoming = to_incoming(turn_context.activity, current_correlation_id.get())
-        reply = await self._handler(incoming)
+        reply = await handler(incoming)
         if incoming.is_card_action:
             await self._answer_invoke(turn_context, reply)
         elif incoming.type == ActivityTypes.invoke:
@@ -290,10 +293,7 @@ class TeamsGateway(Bot):
             extra={"correlation_id": correlation_id, "activity_type": turn_context.activity.type},
         )
         if turn_context.activity.type == ActivityTypes.message:
-            await turn_context.send_activity(
-                f"Sorry, something went wrong on our side. If it keeps happening, quote "
-                f"reference {correlation_id or 'unknown'} to the QA team."
-            )
+            await turn_context.send_activity(turn_broke(correlation_id))
 
     # ---- proactive -------------------------------------------------------------
 

@@ -6,6 +6,7 @@ can be replaced without touching flows, cards, the store or the scheduler.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,3 +94,7 @@ class DeliveryError(Exception):
         self.status = status
         self.reason = reason
         self.retry_after = retry_after
+
+
+#: What the gateway calls for each incoming activity (``bot/handler.py`` makes it).
+TurnHandler = Callable[[Incoming], Awaitable[Reply | None]]

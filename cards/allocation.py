@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from cards.common import SCHEMA_VERSION
+from cards.common import SCHEMA_VERSION, fmt_date, long_date
 from cards.payloads import OpenAudit
+from qa.periods import month_name
 
 __all__ = [
     "AllocatedCase",
@@ -26,8 +27,6 @@ __all__ = [
     "StaffRef",
     "allocation_card",
     "completion_card",
-    "long_date",
-    "month_title",
     "qa_summary_card",
     "reminder_card",
 ]
@@ -113,19 +112,6 @@ class CompletionView:
 # ---------------------------------------------------------------------------- helpers
 
 
-def long_date(d: date) -> str:
-    """'Tuesday 22 December 2026': unambiguous for UK readers, no locale needed."""
-    return f"{d:%A} {d.day} {d:%B %Y}"
-
-
-def month_title(month: date) -> str:
-    return f"{month:%B %Y}"
-
-
-def _short(d: date) -> str:
-    return f"{d.day} {d:%b %Y}"
-
-
 def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     card: dict[str, Any] = {
         "type": "AdaptiveCard",
@@ -173,7 +159,7 @@ def _case_block(case: AllocatedCase) -> dict[str, Any]:
             _text(f"Case {case.case_ref}", weight="Bolder"),
             _facts([
                 ("Area of planning", case.area_label),
-                ("Look back", f"{_short(case.look_back_from)} to {_short(case.look_back_to)}"),
+                ("Look back", f"{fmt_date(case.look_back_from)} to {fmt_date(case.look_back_to)}"),
                 ("Deadline", long_date(case.deadline)),
                 ("Why this case", _reason(case)),
             ]),
@@ -198,7 +184,7 @@ def allocation_card(view: AllocationView) -> dict[str, Any]:
     deadlines = sorted({c.deadline for c in view.cases})
     by = f" Please submit by {long_date(deadlines[0])}." if len(deadlines) == 1 else ""
     body = [
-        _heading(f"Your case audits for {month_title(view.month)}"),
+        _heading(f"Your case audits for {month_name(view.month)}"),
         _text(f"Hello {view.auditor_name}, you have {_plural(len(view.cases), 'case')} to audit "
               f"this month.{by}"),
         _text("Read the record for the look-back period, then open the form to grade each "
@@ -227,7 +213,7 @@ def qa_summary_card(view: QaSummaryView) -> dict[str, Any]:
     """The QA team's summary of one month's allocation: counts, gaps and unreachable staff."""
     total = sum(a.allocated for a in view.per_area)
     body: list[dict[str, Any]] = [
-        _heading(f"Case audit allocation: {month_title(view.month)}"),
+        _heading(f"Case audit allocation: {month_name(view.month)}"),
         _text(f"{_plural(total, 'audit')} allocated to {_plural(view.auditors, 'auditor')}. "
               f"Deadline {long_date(view.deadline)}."),
         _text("By area of planning", weight="Bolder", spacing="Medium"),
@@ -280,7 +266,7 @@ def completion_card(view: CompletionView) -> dict[str, Any]:
     submitted = sum(r.submitted for r in view.rows)
     pct = f" ({round(100 * submitted / allocated)}%)" if allocated else ""
     body: list[dict[str, Any]] = [
-        _heading(f"Audit completion: {month_title(view.month)}"),
+        _heading(f"Audit completion: {month_name(view.month)}"),
         _text(f"{submitted} of {_plural(allocated, 'audit')} submitted{pct}, as of "
               f"{long_date(view.as_of)}."),
     ]

@@ -31,23 +31,13 @@ from adaptive_cards.card import (
     TextBlock,
 )
 
-from cards.common import SCHEMA_VERSION, to_dict
+from cards.common import SCHEMA_VERSION, fmt_date, fmt_datetime, to_dict
 from cards.payloads import OpenAudit, SaveDraft, SubmitAudit
 from qa import form_rules as fr
 from qa.framework import Domain, Grade
 
 #: Teams refuses cards over 28 KB; keep room for the activity around the card.
 FORM_BUDGET_BYTES = 26 * 1024
-
-
-def fmt_date(d: date) -> str:
-    """``7 Dec 2026``: unambiguous for British readers, short on a card."""
-    return f"{d.day} {d:%b %Y}"
-
-
-def fmt_datetime(dt: datetime) -> str:
-    """``7 Dec 2026 14:32`` (the caller converts to the framework's timezone first)."""
-    return f"{fmt_date(dt.date())} {dt:%H:%M}"
 
 
 # ---------------------------------------------------------------------------- views
@@ -334,11 +324,6 @@ def audit_summary_card(view: SummaryView) -> dict[str, Any]:
                     f"{action.priority_label} priority"),
         ]))
     return _card(body)
-
-
-def refusal_card(text: str) -> dict[str, Any]:
-    """A polite no, shown in place of the card that was clicked; nothing was changed."""
-    return _card([_text(text)])
 
 
 def open_form_card(case_ref: str, area_label: str, deadline: date, audit_id: int

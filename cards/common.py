@@ -7,12 +7,28 @@ card can be snapshot-tested and validated against the Teams target in tests.
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from typing import Any
 
 from adaptive_cards.card import AdaptiveCard
 from adaptive_cards.validation import CardValidatorFactory
 
 SCHEMA_VERSION = "1.5"
+
+
+def fmt_date(d: date) -> str:
+    """``7 Dec 2026``: unambiguous for British readers, short on a card."""
+    return f"{d.day} {d:%b %Y}"
+
+
+def long_date(d: date) -> str:
+    """'Tuesday 22 December 2026': unambiguous for UK readers, no locale needed."""
+    return f"{d:%A} {d.day} {d:%B %Y}"
+
+
+def fmt_datetime(dt: datetime) -> str:
+    """``7 Dec 2026 14:32`` (the caller converts to the framework's timezone first)."""
+    return f"{fmt_date(dt.date())} {dt:%H:%M}"
 
 
 def to_dict(card: AdaptiveCard) -> dict[str, Any]:
@@ -34,8 +50,10 @@ def teams_findings(card: dict[str, Any]) -> list[str]:
 
 
 def notice_card(text: str) -> dict[str, Any]:
-    """A one-message card, shown in place of a clicked card when nothing else fits."""
+    """A one-message card shown in place of the card clicked: a refusal (nothing was
+    changed) or a notice when nothing else fits."""
     return {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
         "version": SCHEMA_VERSION,
         "body": [{"type": "TextBlock", "text": text, "wrap": True}],

@@ -1,4 +1,9 @@
-"""The aiohttp application factory (no module globals: everything hangs off the app)."""
+"""The app factory: one frozen :class:`Services` and the aiohttp application around it.
+
+``build_services`` is the only place the engine, stores, Teams gateway, sender, router and
+job table are made; ``init_app`` serves them. The flows are collected here (``FLOWS``):
+each brings its router and its jobs.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +16,29 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.app_routes import build_router
 from bot.handler import make_turn_handler
 from bot.outbox import OutboxSender
+from bot.router import Router
 from bot.teams import TeamsGateway
+from bot.turn import TurnHandler
+from flows import allocation, audit_form, completion, delegation, digest, export, roster, welcome
+from qa.calendar import WorkingCalendar
 from qa.framework import Framework
-from qabot.context import AppContext
+from qa.framework_file import bundled_framework_path, load_framework
 from qabot.logs import correlation_id
-from qabot.metrics import EXTRAS_KEY, Metrics
+from qabot.metrics import Metrics
+from qabot.services import Services
 from qabot.settings import Settings
+from scheduler.jobs import job_table
+from store.db import make_engine, make_sessionmaker
+from store.directory import Directory
+from store.models import utcnow
+from store.outbox import OutboxStore
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -41,11 +56,65 @@ class Runtime:
     sender_task: asyncio.Task[None] | None = None
 
 
-CTX = web.AppKey("ctx", AppContext)
+#: Every feature's module; each brings ``router`` and ``jobs``.
+FLOWS = (welcome, allocation, audit_form, delegation, completion, roster, digest, export)
+
+SERVICES = web.AppKey("services", Services)
+HANDLER = web.AppKey("turn_handler", TurnHandler)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 RUNTIME = web.AppKey("runtime", Runtime)
 READY_TIMEOUT_SECONDS = 5.0
+
+
+def load_configured_framework(settings: Settings) -> Framework:
+    """The framework file named by QABOT_FRAMEWORK, else the bundled Lambeth-like one."""
+    return load_framework(settings.framework_path or bundled_framework_path("lambeth_like"))
+
+
+def build_router() -> Router:
+    """Every flow's card verbs, commands and events in one router."""
+    return Router.combine(flow.router for flow in FLOWS)
+
+
+def build_services(settings: Settings, framework: Framework | None = None, *,
+                   clock: Callable[[], datetime] = utcnow, teams: bool = False,
+                   sender: bool = False, metrics: Metrics | None = None) -> Services:
+    """Everything a handler, job or command needs, made once.
+
+    ``teams`` builds the Teams gateway (for roster and member lookups, and the sender);
+    ``sender`` an outbox sender for this process (the service runs one; a CLI process only
+    queues).
+    """
+    framework = framework or load_configured_framework(settings)
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    directory = Directory(sessions, clock)
+    outbox = OutboxStore(sessions, clock)
+    gateway = TeamsGateway(settings) if teams or sender else None
+    outbox_sender = None
+    if sender:
+        assert gateway is not None
+        outbox_sender = OutboxSender(
+            outbox, directory, gateway, tenant_rate=settings.tenant_rate,
+            max_attempts=settings.outbox_max_attempts, concurrency=settings.outbox_concurrency,
+            poll_seconds=settings.outbox_poll_seconds, clock=clock)
+    return Services(
+        settings=settings,
+        framework=framework,
+        calendar=WorkingCalendar(framework.calendar.region, framework.calendar.extra_closures),
+        clock=clock,
+        engine=engine,
+        sessions=sessions,
+        directory=directory,
+        outbox=outbox,
+        router=build_router(),
+        jobs=job_table(job for flow in FLOWS for job in flow.jobs),
+        teams=gateway,
+        sender=outbox_sender,
+        metrics=metrics,
+    )
+
 
 @web.middleware
 async def _correlation(request: web.Request,
@@ -62,14 +131,15 @@ async def _correlation(request: web.Request,
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
-    ctx = request.app[CTX]
-    assert ctx.gateway is not None
+    services = request.app[SERVICES]
+    assert services.teams is not None
     if "application/json" not in request.headers.get("Content-Type", ""):
         return web.json_response({"error": "expected application/json"}, status=415)
     started = time.perf_counter()
     try:
         body = await request.json()
-        response = await ctx.gateway.process(body, request.headers.get("Authorization", ""))
+        response = await services.teams.process(body, request.headers.get("Authorization", ""),
+                                                request.app[HANDLER])
     except web.HTTPException:
         raise
     except ValueError:
@@ -81,8 +151,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    ok = await ctx.database_ok()
+    ok = await request.app[SERVICES].database_ok()
     body = {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unreachable"}
     return web.json_response(body, status=200 if ok else 503)
 
@@ -93,9 +162,9 @@ async def readyz(request: web.Request) -> web.Response:
     503 names the parts that failed, so a load balancer stops routing to an instance
     that cannot do its work while liveness (/healthz) stays cheap.
     """
-    ctx, runtime = request.app[CTX], request.app[RUNTIME]
+    services, runtime = request.app[SERVICES], request.app[RUNTIME]
     try:
-        db_ok = await asyncio.wait_for(ctx.database_ok(), READY_TIMEOUT_SECONDS)
+        db_ok = await asyncio.wait_for(services.database_ok(), READY_TIMEOUT_SECONDS)
     except TimeoutError:
         db_ok = False
     checks = {"database": "ok" if db_ok else "unreachable"}
@@ -123,19 +192,21 @@ async def metrics(request: web.Request) -> web.Response:
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
                                                             token.encode()):
         return web.Response(status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
-    ctx = request.app[CTX]
+    services = request.app[SERVICES]
     try:
-        outbox = await ctx.outbox.status(failures=0)
+        outbox = await services.outbox.status(failures=0)
     except Exception:
         log.warning("metrics: outbox status unavailable", exc_info=True)
         outbox = None
-    text = request.app[METRICS].render(ctx.sender.stats if ctx.sender else None, outbox)
+    text = request.app[METRICS].render(services.sender.stats if services.sender else None,
+                                       outbox)
     return web.Response(body=text.encode("utf-8"),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 def init_app(settings: Settings, *, framework: Framework | None = None,
-             run_sender: bool = True, run_scheduler: bool | None = None) -> web.Application:
+             clock: Callable[[], datetime] = utcnow, run_sender: bool = True,
+             run_scheduler: bool | None = None) -> web.Application:
     """Build the web app; the context, sender and scheduler live in ``cleanup_ctx``."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_correlation])
     app[SETTINGS] = settings
@@ -145,17 +216,15 @@ def init_app(settings: Settings, *, framework: Framework | None = None,
     app[RUNTIME] = runtime
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        ctx = AppContext.create(settings, framework)
-        router = build_router()
-        ctx.router = router
-        ctx.gateway = TeamsGateway(settings, make_turn_handler(ctx, router))
+        services = build_services(settings, framework, clock=clock, teams=True,
+                                  sender=run_sender, metrics=app[METRICS])
+        app[SERVICES] = services
+        app[HANDLER] = make_turn_handler(services)
         if settings.local_mode:
             log.warning("local mode: no MicrosoftAppId set, so incoming requests are NOT "
                         "authenticated; use only with the Agents Playground or tests")
         else:
             log.info("Bot Framework authentication on", extra={"app_type": settings.app_type})
-        ctx.extras[EXTRAS_KEY] = app[METRICS]
-        app[CTX] = ctx
         # Everything built so far lives as long as the process: move it out of the cyclic
         # collector's sight, so a full collection scans only what turns create. Without
         # this a gen-2 collection paused a click for about 70 ms (bench/NOTES.md).
@@ -163,18 +232,14 @@ def init_app(settings: Settings, *, framework: Framework | None = None,
         gc.freeze()
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
-        if run_sender:
-            ctx.sender = OutboxSender(
-                ctx.outbox, ctx.directory, ctx.gateway,
-                tenant_rate=settings.tenant_rate, max_attempts=settings.outbox_max_attempts,
-                concurrency=settings.outbox_concurrency, poll_seconds=settings.outbox_poll_seconds)
-            tasks.append(asyncio.create_task(ctx.sender.run(stop), name="outbox-sender"))
+        if services.sender is not None:
+            tasks.append(asyncio.create_task(services.sender.run(stop), name="outbox-sender"))
             runtime.sender_task = tasks[-1]
         scheduler = None
         if scheduler_on:
             from scheduler.runner import start_scheduler
 
-            scheduler = start_scheduler(ctx)
+            scheduler = start_scheduler(services)
             runtime.scheduler = scheduler
         try:
             yield
@@ -185,7 +250,7 @@ def init_app(settings: Settings, *, framework: Framework | None = None,
             for task in tasks:
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(task, timeout=10)
-            await ctx.close()
+            await services.close()
             log.info("stopped cleanly")
 
     app.cleanup_ctx.append(context)

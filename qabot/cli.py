@@ -33,8 +33,8 @@ def _settings() -> Settings:
 
 
 def _framework(settings: Settings) -> Any:
-    from qa.framework import FrameworkError
-    from qabot.context import load_configured_framework
+    from qa.framework_file import FrameworkError
+    from qabot.app import load_configured_framework
 
     try:
         return load_configured_framework(settings)
@@ -43,22 +43,40 @@ def _framework(settings: Settings) -> Any:
         raise SystemExit(2) from None
 
 
-def _with_context(func: Callable[[Any], Awaitable[int]]) -> int:
-    """Run an async command with an application context (no web server)."""
-    from qabot.context import AppContext
+def _with_services(func: Callable[[Any], Awaitable[int]], *, teams: bool = False) -> int:
+    """Run an async command with the services (no web server; messages are only queued,
+    the running service delivers them)."""
+    from qabot.app import build_services
 
     settings = _settings()
     framework = _framework(settings)
     _require_migrated(settings)
 
     async def main() -> int:
-        ctx = AppContext.create(settings, framework)
+        services = build_services(settings, framework, teams=teams)
         try:
-            return await func(ctx)
+            return await func(services)
         finally:
-            await ctx.close()
+            await services.close()
 
     return asyncio.run(main())
+
+
+def import_progress(kind: str) -> Callable[[int, int], None]:
+    """A progress bar on stderr for a big import (the store only counts rows)."""
+    from tqdm import tqdm
+
+    bar: list[Any] = []
+
+    def advance(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc=f"importing {kind}", unit="row",
+                            file=sys.stderr, leave=False))
+        bar[0].update(done - bar[0].n)
+        if done >= total:
+            bar[0].close()
+
+    return advance
 
 
 def _require_migrated(settings: Settings) -> None:
@@ -109,7 +127,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_framework_check(args: argparse.Namespace) -> int:
-    from qa.framework import FrameworkError, describe, load_framework
+    from qa.framework_file import FrameworkError, describe, load_framework
 
     try:
         fw = load_framework(args.file)
@@ -122,37 +140,33 @@ def cmd_framework_check(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from store.imports import ImportRefused, import_cases, import_staff
+    from flows.roster import import_file
+    from store.imports import ImportRefused
 
     path = Path(args.file)
     if not path.is_file():
         _err(f"no such file: {path}")
         return 2
-    func = import_staff if args.kind == "staff" else import_cases
 
-    async def run(ctx: Any) -> int:
+    async def run(services: Any) -> int:
         try:
-            report = await func(ctx.sessions, ctx.framework, path, actor=f"cli:{args.actor}",
-                                progress=not args.quiet)
+            report = await import_file(
+                services, args.kind, path, actor=f"cli:{args.actor}",
+                progress=None if args.quiet else import_progress(args.kind))
         except ImportRefused as err:
             _err(f"refused: {err}")
             return 2
         _out(report.details())
         return 1 if report.rejected else 0
 
-    return _with_context(run)
+    return _with_services(run)
 
 
 def cmd_teams_sync(args: argparse.Namespace) -> int:
-    from bot.flows.teams_sync import describe, sync_all
-    from bot.teams import TeamsGateway
+    from flows.roster import describe, sync_all
 
-    async def run(ctx: Any) -> int:
-        async def no_turns(_: Any) -> None:
-            return None
-
-        ctx.gateway = TeamsGateway(ctx.settings, no_turns)
-        results = await sync_all(ctx)
+    async def run(services: Any) -> int:
+        results = await sync_all(services)
         if not results:
             _out("the bot is not installed in any team yet")
             return 1
@@ -160,42 +174,42 @@ def cmd_teams_sync(args: argparse.Namespace) -> int:
             _out(f"{team}: {describe(report)}")
         return 0
 
-    return _with_context(run)
+    return _with_services(run, teams=True)
 
 
 def cmd_outbox_status(args: argparse.Namespace) -> int:
-    async def run(ctx: Any) -> int:
-        st = await ctx.outbox.status()
+    async def run(services: Any) -> int:
+        st = await services.outbox.status()
         age = ""
         if st.oldest_pending_at is not None:
-            seconds = (ctx.clock() - st.oldest_pending_at).total_seconds()
+            seconds = (services.clock() - st.oldest_pending_at).total_seconds()
             age = f", oldest waiting {seconds:.0f}s"
         _out(f"pending {st.pending}, sending {st.sending}, sent {st.sent}, failed {st.failed}{age}")
         for message_id, staff_id, reason in st.failures:
             _out(f"  failed #{message_id} to {staff_id or 'a channel'}: {reason}")
         return 0
 
-    return _with_context(run)
+    return _with_services(run)
 
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
-    async def run(ctx: Any) -> int:
-        n = await ctx.outbox.retry_failed()
+    async def run(services: Any) -> int:
+        n = await services.outbox.retry_failed()
         _out(f"{n} failed message(s) queued again")
         return 0
 
-    return _with_context(run)
+    return _with_services(run)
 
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
     from scheduler.runner import next_runs
 
-    async def run(ctx: Any) -> int:
-        for name, summary, when in next_runs(ctx, ctx.clock()):
+    async def run(services: Any) -> int:
+        for name, summary, when in next_runs(services, services.clock()):
             _out(f"{name:24} next {when.isoformat() if when else 'never'}  {summary}")
         return 0
 
-    return _with_context(run)
+    return _with_services(run)
 
 
 def cmd_jobs_run(args: argparse.Namespace) -> int:
@@ -207,25 +221,26 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
         _err(f"--at {args.at!r}: expected an ISO date-time such as 2026-12-01T09:00+00:00")
         return 2
 
-    async def run(ctx: Any) -> int:
+    async def run(services: Any) -> int:
         from zoneinfo import ZoneInfo
 
-        when = at or ctx.clock()
+        when = at or services.clock()
         if when.tzinfo is None:
-            when = when.replace(tzinfo=ZoneInfo(ctx.framework.timezone))
+            when = when.replace(tzinfo=ZoneInfo(services.framework.timezone))
         try:
-            result = await run_job(ctx, args.name, when)
+            result = await run_job(services, args.name, when)
         except UnknownJob as err:
             _err(str(err.args[0]))
             return 2
         _out(result)
         return 0
 
-    return _with_context(run)
+    return _with_services(run)
 
 
 def cmd_allocate(args: argparse.Namespace) -> int:
-    from store.allocations import allocate_month, parse_month
+    from flows.allocation import allocate_month
+    from qa.periods import parse_month
 
     try:
         month = parse_month(args.month)
@@ -236,30 +251,32 @@ def cmd_allocate(args: argparse.Namespace) -> int:
         _err("--seed must be a whole number from 0 to 2^63-1")
         return 2
 
-    async def run(ctx: Any) -> int:
+    async def run(services: Any) -> int:
         outcome = await allocate_month(
-            ctx.sessions, ctx.framework, ctx.calendar, month, as_of=ctx.clock(),
+            services.sessions, services.framework, services.calendar, month,
+            as_of=services.clock(),
             actor=f"cli:{args.actor}", seed=args.seed, dry_run=args.dry_run)
         for line in outcome.report():
             _out(line)
         return 0
 
-    return _with_context(run)
+    return _with_services(run)
 
 
 def _month_start(text: str | None, flag: str) -> date | None:
     """The first day of a YYYY-MM month; ValueError names the flag and what it wants."""
+    from qa.periods import parse_month
+
     if not text:
         return None
     try:
-        year, month = (int(x) for x in text.split("-"))
-        return date(year, month, 1)
+        return parse_month(text)
     except ValueError:
         raise ValueError(f"{flag} {text!r}: expected a month such as 2026-04") from None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from reports.export import export
+    from flows.export import export_records
 
     try:
         since = _month_start(args.since, "--since")
@@ -268,18 +285,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         _err(str(err))
         return 2
 
-    async def run(ctx: Any) -> int:
-        paths = await export(ctx.sessions, args.out, since=since, until=until, fmt=args.format,
-                             framework=ctx.framework)
+    async def run(services: Any) -> int:
+        paths = await export_records(services, args.out, since=since, until=until, fmt=args.format)
         for name, path in sorted(paths.items()):
             _out(f"{name}: {path}")
         return 0
 
-    return _with_context(run)
+    return _with_services(run)
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
-    from reports.digest import Period, compute_digest, digest_text
+    from flows.digest import digest_report
+    from qa.periods import Period
 
     try:
         period = Period.parse(args.period)
@@ -287,12 +304,11 @@ def cmd_digest(args: argparse.Namespace) -> int:
         _err(str(err))
         return 2
 
-    async def run(ctx: Any) -> int:
-        digest = await compute_digest(ctx.sessions, ctx.framework, period)
-        _out(digest.to_json() if args.json else digest_text(digest, ctx.framework))
+    async def run(services: Any) -> int:
+        _out(await digest_report(services, period, as_json=args.json))
         return 0
 
-    return _with_context(run)
+    return _with_services(run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,11 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.outbox import SenderStats
-    from qabot.context import AppContext
     from store.outbox import OutboxStatus
-
-# Where an app's Metrics lives in ``AppContext.extras`` (so jobs can count their runs).
-EXTRAS_KEY = "metrics"
 
 # Activity types Teams sends; anything else is counted as "other" to bound the labels.
 ACTIVITY_TYPES = frozenset({
@@ -157,15 +153,3 @@ class Metrics:
             lines += _fixed("outbox_messages", "Outbox rows by status (whole database).", "gauge",
                             0, [(("status",), (s,), n) for s, n in states])
         return "\n".join(lines) + "\n"
-
-
-def of(ctx: AppContext) -> Metrics | None:
-    """The app's metrics, or None in a CLI process (which exposes none)."""
-    found = ctx.extras.get(EXTRAS_KEY)
-    return found if isinstance(found, Metrics) else None
-
-
-def record_job_run(ctx: AppContext, job: str, status: str) -> None:
-    metrics = of(ctx)
-    if metrics is not None:
-        metrics.record_job_run(job, status)

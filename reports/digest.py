@@ -30,13 +30,11 @@ answer whenever it is computed (the job that posts it can run twice safely):
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Date, Integer, and_, case, cast, exists, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,6 +42,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from qa.framework import Framework
+from qa.periods import Period, local_midnight_utc, shift_month
 from store.models import Audit, AuditAction, Case, DomainGrade, Team
 
 # Audit statuses that are not (or no longer) an allocation: never counted as allocated.
@@ -54,98 +53,6 @@ AUDIT_NOT_COMPLETE: Final = AUDIT_CANCELLED | {"returned"}
 ACTION_CLOSED_UNDONE: Final = frozenset({"cancelled", "withdrawn"})
 # The answer whose presence marks outstanding practice to celebrate.
 CELEBRATE_KEY: Final = "celebrate"
-
-_MONTH_RE: Final = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-_QUARTER_RE: Final = re.compile(r"^(\d{4})-[Qq]([1-4])$")
-_MONTH_NAMES: Final = (
-    "January", "February", "March", "April", "May", "June", "July",
-    "August", "September", "October", "November", "December",
-)  # fmt: skip
-
-
-# --------------------------------------------------------------------------- periods
-
-
-def shift_month(first: date, months: int) -> date:
-    """The first day of the month ``months`` after (or before) ``first``'s month."""
-    index = first.year * 12 + first.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-@dataclass(frozen=True)
-class Period:
-    """A calendar month ('2026-10') or quarter ('2026-Q3'), in the framework's timezone."""
-
-    start: date  # first day, inclusive
-    months: int  # 1 or 3
-
-    @classmethod
-    def parse(cls, key: str) -> Period:
-        """Read 'YYYY-MM' or 'YYYY-Qn'; ValueError says which forms are accepted."""
-        text = key.strip()
-        if m := _MONTH_RE.match(text):
-            return cls(date(int(m[1]), int(m[2]), 1), 1)
-        if m := _QUARTER_RE.match(text):
-            return cls(date(int(m[1]), 3 * int(m[2]) - 2, 1), 3)
-        raise ValueError(f"period {key!r} is not a month (2026-10) or a quarter (2026-Q3)")
-
-    @classmethod
-    def quarter_of(cls, month: date) -> Period:
-        """The calendar quarter holding ``month``."""
-        return cls(date(month.year, 3 * ((month.month - 1) // 3) + 1, 1), 3)
-
-    def __post_init__(self) -> None:
-        if self.months not in (1, 3) or self.start.day != 1:
-            raise ValueError("a period is a calendar month or a calendar quarter")
-        if self.months == 3 and self.start.month % 3 != 1:
-            raise ValueError("a quarter starts in January, April, July or October")
-
-    @property
-    def key(self) -> str:
-        if self.months == 3:
-            return f"{self.start.year}-Q{(self.start.month - 1) // 3 + 1}"
-        return f"{self.start.year}-{self.start.month:02d}"
-
-    @property
-    def kind(self) -> str:
-        return "quarter" if self.months == 3 else "month"
-
-    @property
-    def end(self) -> date:
-        """The day after the period (exclusive end)."""
-        return shift_month(self.start, self.months)
-
-    @property
-    def month_keys(self) -> tuple[str, ...]:
-        """The 'YYYY-MM' values of ``Audit.month`` inside the period."""
-        return tuple(
-            f"{d.year}-{d.month:02d}" for d in (shift_month(self.start, i) for i in range(self.months))
-        )
-
-    @property
-    def label(self) -> str:
-        """How people name the period: 'October 2026', 'Q3 2026 (July to September)'."""
-        if self.months == 1:
-            return f"{_MONTH_NAMES[self.start.month - 1]} {self.start.year}"
-        last = shift_month(self.start, 2)
-        q = (self.start.month - 1) // 3 + 1
-        return (f"Q{q} {self.start.year} ({_MONTH_NAMES[self.start.month - 1]} to "
-                f"{_MONTH_NAMES[last.month - 1]})")
-
-    def previous(self) -> Period:
-        return Period(shift_month(self.start, -self.months), self.months)
-
-    def next(self) -> Period:
-        return Period(self.end, self.months)
-
-    def __str__(self) -> str:
-        return self.key
-
-
-def local_midnight_utc(day: date, zone: ZoneInfo) -> datetime:
-    """The UTC instant a local day starts: period edges follow the council's clock."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
-
 
 # --------------------------------------------------------------------------- result types
 

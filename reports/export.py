@@ -27,6 +27,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from qa.framework import Framework
+from qa.periods import month_key, shift_month
 from store.models import Audit, AuditAction, DomainGrade, Team
 
 BATCH: Final = 2000
@@ -172,10 +173,8 @@ class _Labels:
 
 
 def _ceil_month(day: date) -> str:
-    """The first 'YYYY-MM' whose first day is on or after ``day``."""
-    if day.day != 1:
-        day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
-    return f"{day.year}-{day.month:02d}"
+    """The first whole month from ``day`` on, as ``Audit.month`` holds it."""
+    return month_key(day if day.day == 1 else shift_month(day, 1))
 
 
 def _month_filter(stmt: Select[Any], since: date | None, until: date | None) -> Select[Any]:

@@ -1,85 +1,85 @@
-"""The job registry: named, idempotent functions of (context, as-of time).
+"""What a scheduled job is, and the one entry point that runs it.
 
-The scheduler and ``qabot jobs run NAME --at ISO`` call the same entry point,
-:func:`run_job`, so what operations run by hand is exactly what the schedule runs.
+A job is a named, idempotent function of (services, as-of time) that returns a one-line
+summary. Flows declare their jobs (``jobs = (Job(...),)`` in each ``flows/`` module); the app
+factory collects them into ``Services.jobs``. The scheduler and ``qabot jobs run NAME --at
+ISO`` both call :func:`run_job`, so what operations run by hand is exactly what the schedule
+runs. Nothing here imports a flow.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from apscheduler.triggers.base import BaseTrigger
-
 from qabot.logs import correlation_id
-from qabot.metrics import record_job_run
 
 if TYPE_CHECKING:
-    from qa.framework import Framework
-    from qabot.context import AppContext
+    from qabot.services import Services
+
+    from qa.framework import Schedule
 
 log = logging.getLogger(__name__)
 
-JobFunc = Callable[["AppContext", datetime], Awaitable[str]]
-TriggerFactory = Callable[["Framework"], BaseTrigger]
+JobFunc = Callable[["Services", datetime], Awaitable[str]]
 
 
 @dataclass(frozen=True)
 class Job:
+    """A job and when it runs: daily at a time of the framework's schedule.
+
+    Every job fires daily and decides as of its time whether today is its day (the monthly
+    allocation acts from its working day on), so a service that was down catches up at the
+    next run and a replay with ``--at`` is honest.
+    """
+
     name: str
     summary: str
-    func: JobFunc
-    trigger: TriggerFactory
+    run: JobFunc
+    daily_at: Callable[[Schedule], time]
 
 
-_REGISTRY: dict[str, Job] = {}
-
-
-def job(name: str, summary: str, trigger: TriggerFactory) -> Callable[[JobFunc], JobFunc]:
-    """Register a job definition (definitions only: no state lives here)."""
-
-    def register(func: JobFunc) -> JobFunc:
-        if name in _REGISTRY:
-            raise ValueError(f"job {name!r} registered twice")
-        _REGISTRY[name] = Job(name, summary, func, trigger)
-        return func
-
-    return register
-
-
-def all_jobs() -> dict[str, Job]:
-    import scheduler.definitions  # noqa: F401  (registers the jobs)
-
-    return dict(_REGISTRY)
+def job_table(jobs: Iterable[Job]) -> Mapping[str, Job]:
+    """Jobs by name; a name used twice is a programming error, refused at start."""
+    table: dict[str, Job] = {}
+    for job in jobs:
+        if job.name in table:
+            raise ValueError(f"job {job.name!r} registered twice")
+        table[job.name] = job
+    return MappingProxyType(table)
 
 
 class UnknownJob(KeyError):
     pass
 
 
-async def run_job(ctx: AppContext, name: str, at: datetime) -> str:
+async def run_job(services: Services, name: str, at: datetime) -> str:
     """Run one job as if at ``at``; errors are logged with the run's correlation id."""
-    jobs = all_jobs()
+    jobs = services.jobs
     if name not in jobs:
         raise UnknownJob(f"no job named {name!r}; known: {', '.join(sorted(jobs))}")
     if at.tzinfo is None:
         raise ValueError("the as-of time must carry a time zone")
     cid = f"job-{name}-{uuid.uuid4().hex[:8]}"
     token = correlation_id.set(cid)
+    metrics = services.metrics
     try:
         log.info("job started", extra={"job": name, "as_of": at.isoformat()})
-        result = await jobs[name].func(ctx, at)
+        result = await jobs[name].run(services, at)
         log.info("job finished", extra={"job": name, "result": result})
-        record_job_run(ctx, name, "ok")
-        ctx.outbox_queued()
+        if metrics is not None:
+            metrics.record_job_run(name, "ok")
+        services.outbox_queued()
         return result
     except Exception:
         log.exception("job failed", extra={"job": name})
-        record_job_run(ctx, name, "failed")
+        if metrics is not None:
+            metrics.record_job_run(name, "failed")
         raise
     finally:
         correlation_id.reset(token)

@@ -128,7 +128,7 @@ def registered_commands() -> list[Command]:
     """The text commands the running bot would register (flows register their own)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from bot.app_routes import build_router
+    from qabot.app import build_router
 
     return list(build_router().commands)
 

@@ -1,18 +1,23 @@
-"""The append-only audit log: every state change writes here in the same transaction."""
+"""The append-only audit log: every state change writes here in the same transaction.
+
+``at`` is the caller's clock (a job replayed with ``--at`` logs the day it acted for).
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import AuditLogEntry, utcnow
+from store.models import AuditLogEntry
 
 
 def record(
     session: AsyncSession,
     *,
+    at: datetime,
     actor: str,
     action: str,
     entity: str,
@@ -22,7 +27,7 @@ def record(
 ) -> AuditLogEntry:
     """Add one log entry to the session; it commits (or rolls back) with the change."""
     entry = AuditLogEntry(
-        at=utcnow(),
+        at=at,
         actor=actor,
         action=action,
         entity=entity,

@@ -1,7 +1,8 @@
 """Completion queries (SPEC R11): who has not submitted, and completion per team.
 
 Counting happens in SQL (GROUP BY with conditional sums), so the status command stays
-one round trip whatever the number of audits.
+one round trip whatever the number of audits. Who is reminded or told is the completion
+flow's decision (through the line of management), not the store's.
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ from typing import Any
 
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from cards.allocation import CompletionRow
 from store.models import Audit, Staff, Team
 
 __all__ = [
-    "NO_TEAM_LABEL", "PendingAudit", "completion_by_team", "overdue_audits", "unsubmitted_due_on",
+    "NO_TEAM_LABEL", "PendingAudit", "TeamCompletion", "completion_by_team", "overdue_audits",
+    "unsubmitted_due_on",
 ]
 
 NO_TEAM_LABEL = "No team"
@@ -34,21 +34,27 @@ class PendingAudit:
     reason: str
     auditor_id: str
     auditor_name: str
-    manager_id: str | None
-    manager_active: bool
     deadline: date
     look_back_from: date
     look_back_to: date
 
 
+@dataclass(frozen=True)
+class TeamCompletion:
+    """One auditor team's month: allocated, submitted, saved as draft, overdue."""
+
+    team: str
+    allocated: int
+    submitted: int
+    draft: int
+    overdue: int
+
+
 def _pending_query() -> Select[Any]:
-    manager = aliased(Staff)
     return (
         select(Audit.id, Audit.case_ref, Audit.area, Audit.reason, Audit.auditor_id, Staff.name,
-               Staff.manager_id, func.coalesce(manager.active, False), Audit.deadline,
-               Audit.look_back_from, Audit.look_back_to)
+               Audit.deadline, Audit.look_back_from, Audit.look_back_to)
         .join(Staff, Staff.staff_id == Audit.auditor_id)
-        .outerjoin(manager, manager.staff_id == Staff.manager_id)
         .where(Audit.submitted_at.is_(None))
         .order_by(Audit.auditor_id, Audit.case_ref)
     )
@@ -66,7 +72,8 @@ async def overdue_audits(session: AsyncSession, today: date) -> list[PendingAudi
     return [PendingAudit(*row) for row in rows.all()]
 
 
-async def completion_by_team(session: AsyncSession, month: str, today: date) -> list[CompletionRow]:
+async def completion_by_team(session: AsyncSession, month: str,
+                             today: date) -> list[TeamCompletion]:
     """Per auditor's team for one month (YYYY-MM): allocated, submitted, draft, overdue.
 
     ``draft`` counts saved but unsubmitted audits; ``overdue`` counts unsubmitted ones past
@@ -90,5 +97,5 @@ async def completion_by_team(session: AsyncSession, month: str, today: date) -> 
         .group_by(team)
         .order_by(team)
     )
-    return [CompletionRow(str(name), int(n), int(s or 0), int(d or 0), int(o or 0))
+    return [TeamCompletion(str(name), int(n), int(s or 0), int(d or 0), int(o or 0))
             for name, n, s, d, o in rows.all()]

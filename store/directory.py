@@ -1,16 +1,23 @@
-"""Staff, teams and where to reach people in Teams."""
+"""Staff, teams and where to reach people in Teams.
+
+Times come from the service's clock, handed in at construction: the directory never reads
+the machine's clock itself.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from qa.people import Person
 from store.audit_log import record
-from store.models import Conversation, Staff, Team, utcnow
+from store.models import Conversation, Staff, Team
 
 
 @dataclass(frozen=True)
@@ -37,8 +44,10 @@ class LinkReport:
 class Directory:
     """Queries and updates about people and conversations."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession],
+                 clock: Callable[[], datetime]) -> None:
         self._sessions = sessions
+        self._clock = clock
 
     async def staff(self, staff_id: str) -> Staff | None:
         async with self._sessions() as session:
@@ -76,6 +85,7 @@ class Directory:
         outbox can reach them later without creating another chat. Two first activities
         of a new chat arriving together both try to insert it: the loser updates instead.
         """
+        now = self._clock()
         for attempt in (1, 2):
             try:
                 async with self._sessions.begin() as session:
@@ -97,9 +107,9 @@ class Directory:
                     conv.staff_id = staff_id or conv.staff_id
                     conv.team_id = team_id or conv.team_id
                     conv.team_name = team_name or conv.team_name
-                    conv.updated_at = utcnow()
+                    conv.updated_at = now
                     if created:
-                        record(session, actor=actor, action="conversation.added",
+                        record(session, at=now, actor=actor, action="conversation.added",
                                entity="conversation", entity_id=conversation_id,
                                after={"kind": kind, "team_id": team_id, "staff_id": staff_id})
                 return created
@@ -117,7 +127,7 @@ class Directory:
             result = await session.execute(
                 update(Conversation)
                 .where(Conversation.id == conversation_id, Conversation.welcomed_at.is_(None))
-                .values(welcomed_at=utcnow())
+                .values(welcomed_at=self._clock())
             )
             return result.rowcount == 1
 
@@ -183,6 +193,7 @@ class Directory:
         already: list[str] = []
         unmatched: list[str] = []
         matched_users: set[str] = set()
+        now = self._clock()
         async with self._sessions.begin() as session:
             staff_rows = (await session.scalars(
                 select(Staff).where(Staff.active.is_(True)).order_by(Staff.staff_id))).all()
@@ -200,7 +211,8 @@ class Directory:
                 before = {"teams_user_id": staff.teams_user_id, "aad_object_id": staff.aad_object_id}
                 staff.teams_user_id = user_id
                 staff.aad_object_id = aad or staff.aad_object_id
-                record(session, actor=actor, action="staff.linked", entity="staff",
+                staff.updated_at = now
+                record(session, at=now, actor=actor, action="staff.linked", entity="staff",
                        entity_id=staff.staff_id, before=before,
                        after={"teams_user_id": user_id, "aad_object_id": staff.aad_object_id})
                 linked.append(staff.staff_id)
@@ -218,10 +230,54 @@ class Directory:
 
     async def staff_with_roles(self, roles: set[str] | frozenset[str]) -> list[Staff]:
         async with self._sessions() as session:
-            rows = (await session.scalars(
-                select(Staff).where(Staff.active.is_(True)).order_by(Staff.staff_id))).all()
-        return [s for s in rows if roles.intersection(s.roles or [])]
+            return await staff_with_roles(session, roles)
 
+
+
+async def staff_with_roles(session: AsyncSession, roles: Iterable[str]) -> list[Staff]:
+    """Active staff holding any of these roles, by staff id (roles are a JSON list)."""
+    wanted = frozenset(roles)
+    rows = (await session.scalars(
+        select(Staff).where(Staff.active.is_(True)).order_by(Staff.staff_id))).all()
+    return [s for s in rows if wanted.intersection(s.roles or [])]
+
+
+def as_person(staff: Staff) -> Person:
+    return Person(staff.staff_id, staff.name, frozenset(staff.roles or []), staff.team_id,
+                  staff.manager_id, bool(staff.active))
+
+
+async def people(session: AsyncSession, staff_ids: Iterable[str] | None = None) -> list[Person]:
+    """Staff as the line of management sees them, leavers included (a chain walks past
+    them); everyone, or the ones named."""
+    query = select(Staff)
+    if staff_ids is not None:
+        ids = sorted(set(staff_ids))
+        if not ids:
+            return []
+        query = query.where(Staff.staff_id.in_(ids))
+    return [as_person(s) for s in await session.scalars(query.order_by(Staff.staff_id))]
+
+
+async def line_above(session: AsyncSession, staff_ids: Iterable[str],
+                     levels: int = 50) -> list[Person]:
+    """These people and ``levels`` of managers above them, one query per level.
+
+    The default reaches the top of any council; a loop in a bad file stops there too.
+    """
+    found: dict[str, Person] = {}
+    wanted = set(staff_ids)
+    for _ in range(levels + 1):
+        wanted -= set(found)
+        if not wanted:
+            break
+        batch = await people(session, wanted)
+        if not batch:
+            break
+        for p in batch:
+            found[p.staff_id] = p
+        wanted = {p.manager_id for p in batch if p.manager_id}
+    return list(found.values())
 
 
 async def _staff_by_identity(session: AsyncSession, user_id: str, aad_object_id: str | None,

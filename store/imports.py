@@ -18,7 +18,6 @@ import csv
 import difflib
 import io
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -27,9 +26,10 @@ from typing import Any, Final, TextIO, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tqdm import tqdm
 
 from qa.framework import Framework
+from qa.people import manager_loops
+from qa.periods import local_date
 from store.audit_log import record
 from store.models import Case, Staff, Team
 
@@ -54,9 +54,9 @@ _CASE_OPTIONAL: Final = ("closed_on",)
 
 #: Keys looked up with one IN (...) query each; kept well under every driver's parameter cap.
 _CHUNK: Final = 500
-#: Flush pending inserts/updates this often so memory and the progress bar stay even.
+#: Flush pending inserts/updates this often so memory and the progress report stay even.
 _FLUSH_EVERY: Final = 500
-#: Below this many rows a progress bar would only flash, so none is drawn.
+#: Below this many rows progress would only flash, so none is reported.
 PROGRESS_MIN_ROWS: Final = 200
 
 _CASE_REF_RE: Final = re.compile(r"^[A-Za-z0-9/_-]{3,32}$")
@@ -429,7 +429,12 @@ def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
         yield items[i : i + size]
 
 
-async def _ensure_teams(session: AsyncSession, wanted: Iterable[str], actor: str) -> dict[str, Team]:
+#: Told (rows done, rows in the file) as an import goes; the CLI draws a bar with it.
+Progress = Callable[[int, int], None]
+
+
+async def _ensure_teams(session: AsyncSession, wanted: Iterable[str], actor: str,
+                        at: datetime) -> dict[str, Team]:
     """Every team by case-folded name, creating (and logging) the ones named for the first time.
 
     Names match case-insensitively so "Assessment Team 1" and "assessment team 1" in two
@@ -446,14 +451,23 @@ async def _ensure_teams(session: AsyncSession, wanted: Iterable[str], actor: str
     if new:
         await session.flush()
         for team in new:
-            record(session, actor=actor, action="team.added", entity="team",
+            record(session, at=at, actor=actor, action="team.added", entity="team",
                    entity_id=str(team.id), after={"name": team.name})
     return teams
 
 
-def _progress(total: int, kind: str, enabled: bool) -> tqdm[Any]:
-    return tqdm(total=total, desc=f"importing {kind}", unit="row", file=sys.stderr,
-                disable=not enabled or total < PROGRESS_MIN_ROWS, leave=False)
+class _Tally:
+    """Counts rows done and tells ``progress`` (if any, and if the file is big enough)."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total = total
+        self.done = 0
+        self._progress = progress if total >= PROGRESS_MIN_ROWS else None
+
+    def add(self, n: int = 1) -> None:
+        self.done += n
+        if self._progress is not None:
+            self._progress(self.done, self.total)
 
 
 def _source_label(source: str | Path | TextIO) -> str:
@@ -475,10 +489,10 @@ def _same_set_keep_order(old: list[str] | None, new: list[str]) -> list[str]:
 
 
 def _log_import(session: AsyncSession, report: ImportReport, source: str | Path | TextIO,
-                actor: str) -> None:
+                actor: str, at: datetime) -> None:
     """One entry per import that changed something, so an audit trail shows the file."""
     if report.added or report.changed or report.closed:
-        record(session, actor=actor, action=f"import.{report.kind}", entity="import",
+        record(session, at=at, actor=actor, action=f"import.{report.kind}", entity="import",
                entity_id=report.kind,
                after={"file": _source_label(source), **report.counts()})
 
@@ -579,7 +593,8 @@ async def import_staff(
     source: str | Path | TextIO,
     *,
     actor: str,
-    progress: bool = False,
+    at: datetime,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Upsert staff from a CSV export (a ``str`` source is a file path).
 
@@ -639,6 +654,20 @@ async def import_staff(
                          f"'{taken[r.email]}': fix one of the two")
             for r in rows.values() if r.email in taken
         }
+        # A manager chain that loops (A reports to B, B to A) would send escalations round
+        # in circles: the file's rows in a loop are refused, naming every line in it.
+        chain = {sid: m for sid, m in (await session.execute(
+            select(Staff.staff_id, Staff.manager_id))).all()}
+        chain.update({r.staff_id: r.manager_id for r in rows.values()
+                      if r.staff_id not in problems})
+        for loop in manager_loops(chain):
+            in_file = [sid for sid in loop if sid in rows and sid not in problems]
+            where = ", ".join(f"{sid} (line {rows[sid].line})" if sid in rows else sid
+                              for sid in loop)
+            for sid in in_file:
+                problems[sid] = (f"manager_id '{rows[sid].manager_id}' makes a loop in the line "
+                                 f"of management: {where} report to each other in a circle; "
+                                 "fix one of their manager_id values")
         # A row whose manager was rejected is rejected too; repeat until nothing changes.
         again = True
         while again:
@@ -661,33 +690,33 @@ async def import_staff(
         report.rejected.sort(key=lambda e: e.line)
         good = [r for r in rows.values() if r.staff_id not in problems]
 
-        teams = await _ensure_teams(session, {r.team for r in good if r.team}, actor)
+        teams = await _ensure_teams(session, {r.team for r in good if r.team}, actor, at)
         team_names = {t.id: t.name for t in teams.values()}
-        bar = _progress(len(records), "staff", progress)
-        bar.update(len(records) - len(good))
+        tally = _Tally(len(records), progress)
+        tally.add(len(records) - len(good))
         for n, r in enumerate(good, start=1):
             team_id = teams[r.team.casefold()].id if r.team else None
             current = existing.get(r.staff_id)
             if current is None:
                 staff = Staff(staff_id=r.staff_id, name=r.name, email=r.email, roles=r.roles,
                               team_id=team_id, manager_id=r.manager_id,
-                              active=True if r.active is None else r.active)
+                              active=True if r.active is None else r.active, updated_at=at)
                 session.add(staff)
-                record(session, actor=actor, action="staff.added", entity="staff",
+                record(session, at=at, actor=actor, action="staff.added", entity="staff",
                        entity_id=r.staff_id, after=_staff_view(staff, team_names))
                 report.added.append(r.staff_id)
             else:
-                _update_staff(session, current, r, team_id, team_names, actor, report)
-            bar.update(1)
+                _update_staff(session, current, r, team_id, team_names, actor, at, report)
+            tally.add()
             if n % _FLUSH_EVERY == 0:
                 await session.flush()
-        bar.close()
-        _log_import(session, report, source, actor)
+        _log_import(session, report, source, actor, at)
     return report
 
 
 def _update_staff(session: AsyncSession, current: Staff, r: _StaffRow, team_id: int | None,
-                  team_names: Mapping[int, str], actor: str, report: ImportReport) -> None:
+                  team_names: Mapping[int, str], actor: str, at: datetime,
+                  report: ImportReport) -> None:
     """Bring one existing staff member in line with the file, logging what differs."""
     old = _staff_view(current, team_names)
     new = dict(old, name=r.name, email=r.email,
@@ -705,13 +734,14 @@ def _update_staff(session: AsyncSession, current: Staff, r: _StaffRow, team_id: 
             current.team_id = team_id
         else:
             setattr(current, key, value)
+    current.updated_at = at
     if after.get("active") is False:
         action = "staff.deactivated"
         report.closed.append(r.staff_id)
     else:
         action = "staff.changed"
         report.changed.append(r.staff_id)
-    record(session, actor=actor, action=action, entity="staff", entity_id=r.staff_id,
+    record(session, at=at, actor=actor, action=action, entity="staff", entity_id=r.staff_id,
            before=before, after=after)
 
 
@@ -807,7 +837,8 @@ async def import_cases(
     source: str | Path | TextIO,
     *,
     actor: str,
-    progress: bool = False,
+    at: datetime,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Upsert cases from a CSV export (a ``str`` source is a file path).
 
@@ -816,7 +847,7 @@ async def import_cases(
     else today). A social_worker_id must name a staff id already imported.
     """
     records = _load(source, "cases", CASE_COLUMNS, _CASE_OPTIONAL)
-    today = datetime.now(framework.zone).date()
+    today = local_date(at, framework.zone)
     report = ImportReport(kind="cases")
     rows: dict[str, _CaseRow] = {}
     for rec in records:
@@ -852,10 +883,10 @@ async def import_cases(
                 good.append(r)
         report.rejected.sort(key=lambda e: e.line)
 
-        teams = await _ensure_teams(session, {r.team for r in good}, actor)
+        teams = await _ensure_teams(session, {r.team for r in good}, actor, at)
         team_names = {t.id: t.name for t in teams.values()}
-        bar = _progress(len(records), "cases", progress)
-        bar.update(len(records) - len(good))
+        tally = _Tally(len(records), progress)
+        tally.add(len(records) - len(good))
         for n, r in enumerate(good, start=1):
             team_id = teams[r.team.casefold()].id
             current = existing.get(r.case_ref)
@@ -863,23 +894,22 @@ async def import_cases(
                 closed_on = (r.closed_on or today) if r.status == "closed" else None
                 case = Case(case_ref=r.case_ref, team_id=team_id, social_worker_id=r.social_worker_id,
                             area=r.area, opened_on=r.opened_on, status=r.status,
-                            closed_on=closed_on, tags=r.tags)
+                            closed_on=closed_on, tags=r.tags, updated_at=at)
                 session.add(case)
-                record(session, actor=actor, action="case.added", entity="case",
+                record(session, at=at, actor=actor, action="case.added", entity="case",
                        entity_id=r.case_ref, after=_case_view(case, team_names))
                 report.added.append(r.case_ref)
             else:
-                _update_case(session, current, r, team_id, team_names, today, actor, report)
-            bar.update(1)
+                _update_case(session, current, r, team_id, team_names, today, actor, at, report)
+            tally.add()
             if n % _FLUSH_EVERY == 0:
                 await session.flush()
-        bar.close()
-        _log_import(session, report, source, actor)
+        _log_import(session, report, source, actor, at)
     return report
 
 
 def _update_case(session: AsyncSession, current: Case, r: _CaseRow, team_id: int,
-                 team_names: Mapping[int, str], today: date, actor: str,
+                 team_names: Mapping[int, str], today: date, actor: str, at: datetime,
                  report: ImportReport) -> None:
     """Bring one existing case in line with the file, logging what differs."""
     old = _case_view(current, team_names)
@@ -905,11 +935,12 @@ def _update_case(session: AsyncSession, current: Case, r: _CaseRow, team_id: int
     current.closed_on = closed_on
     if "tags" in after:
         current.tags = list(r.tags)
+    current.updated_at = at
     if after.get("status") == "closed":
         action = "case.closed"
         report.closed.append(r.case_ref)
     else:
         action = "case.reopened" if after.get("status") == "open" else "case.changed"
         report.changed.append(r.case_ref)
-    record(session, actor=actor, action=action, entity="case", entity_id=r.case_ref,
+    record(session, at=at, actor=actor, action=action, entity="case", entity_id=r.case_ref,
            before=before, after=after)

@@ -57,6 +57,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def utcnow() -> datetime:
+    """The machine's clock: the default of the service's one clock (``Services.clock``).
+
+    The store never calls it while changing data: every store function takes its time from
+    the caller. It remains the column default only for rows written outside the store
+    (test and benchmark fixtures).
+    """
     return datetime.now(UTC)
 
 
@@ -86,7 +92,7 @@ class Staff(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     teams_user_id: Mapped[str | None] = mapped_column(String(200), index=True)
     aad_object_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Case(Base):
@@ -101,7 +107,7 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     closed_on: Mapped[date | None] = mapped_column(Date)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Conversation(Base):
@@ -122,7 +128,7 @@ class Conversation(Base):
     team_id: Mapped[str | None] = mapped_column(String(300), index=True)
     team_name: Mapped[str | None] = mapped_column(String(200))
     welcomed_at: Mapped[datetime | None] = mapped_column()
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditLogEntry(Base):
@@ -159,7 +165,8 @@ class OutboxMessage(Base):
     activity: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # NULL: due at once (a fresh message); set only when a retry is pushed back.
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
     lease_until: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column()

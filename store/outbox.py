@@ -1,14 +1,21 @@
 """The persisted outbox: any process queues, the running service delivers.
 
+A flow hands the outbox a :class:`Message` (who it is for, what it says, and a dedupe key
+that makes a replayed job harmless) inside the flow's own transaction, so a message is
+queued exactly when the change it announces is committed.
+
 Rows are claimed with a conditional UPDATE (status and lease checked in the WHERE
 clause), which is safe with two service instances on PostgreSQL and with a CLI process
-beside the service on SQLite.
+beside the service on SQLite. A fresh message has no ``next_attempt_at``: it is due at
+once, whatever clock queued it (a job replayed for a day ahead of the machine's clock
+still delivers now).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -17,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from store.models import OutboxMessage, utcnow
+from store.models import OutboxMessage
 
 RETRYABLE = frozenset({429, 412, 502, 503, 504})
 
@@ -31,32 +38,44 @@ def decode(activity: dict[str, Any]) -> str | dict[str, Any]:
     return activity["text"] if "text" in activity else activity["card"]
 
 
-async def queue_in(
-    session: AsyncSession,
-    *,
-    message: str | dict[str, Any],
-    staff_id: str | None = None,
-    conversation_id: str | None = None,
-    dedupe_key: str | None = None,
-    not_before: datetime | None = None,
-) -> int | None:
+@dataclass(frozen=True)
+class Message:
+    """What a flow hands the outbox: one text or card for one person or conversation."""
+
+    body: str | dict[str, Any]
+    staff_id: str | None = None
+    conversation_id: str | None = None
+    dedupe_key: str | None = None
+    not_before: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if (self.staff_id is None) == (self.conversation_id is None):
+            raise ValueError("a message goes to exactly one of staff_id or conversation_id")
+
+    @property
+    def recipient(self) -> str:
+        """``staff:<id>`` or ``conv:<id>``: messages to one recipient keep their order."""
+        if self.staff_id is not None:
+            return f"staff:{self.staff_id}"
+        return f"conv:{self.conversation_id}"
+
+
+async def queue_in(session: AsyncSession, message: Message, *, at: datetime) -> int | None:
     """Queue inside the caller's transaction; returns None when the dedupe key exists.
 
-    A dedupe key makes re-running a job harmless: the same message is never queued twice.
+    ``at`` is when the message was decided (the flow's clock). A dedupe key makes re-running
+    a job harmless: the same message is never queued twice.
     """
-    if (staff_id is None) == (conversation_id is None):
-        raise ValueError("queue a message to exactly one of staff_id or conversation_id")
-    now = utcnow()
     values = {
-        "recipient": f"staff:{staff_id}" if staff_id is not None else f"conv:{conversation_id}",
-        "staff_id": staff_id,
-        "conversation_id": conversation_id,
-        "activity": encode(message),
-        "dedupe_key": dedupe_key,
+        "recipient": message.recipient,
+        "staff_id": message.staff_id,
+        "conversation_id": message.conversation_id,
+        "activity": encode(message.body),
+        "dedupe_key": message.dedupe_key,
         "status": "pending",
         "attempts": 0,
-        "next_attempt_at": not_before or now,
-        "created_at": now,
+        "next_attempt_at": message.not_before,
+        "created_at": at,
     }
     # INSERT .. ON CONFLICT DO NOTHING rather than a savepoint: a SAVEPOINT opening a
     # transaction on SQLite is committed by its RELEASE (the driver emits no BEGIN for
@@ -89,14 +108,20 @@ class OutboxStatus:
 
 
 class OutboxStore:
-    """Queue, claim and settle outbox rows."""
+    """Queue, claim and settle outbox rows; times come from the service's clock."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession],
+                 clock: Callable[[], datetime]) -> None:
         self._sessions = sessions
+        self._clock = clock
 
-    async def queue(self, **kwargs: Any) -> int | None:
+    async def queue(self, *, message: str | dict[str, Any], staff_id: str | None = None,
+                    conversation_id: str | None = None, dedupe_key: str | None = None,
+                    not_before: datetime | None = None) -> int | None:
+        """Queue one message in a transaction of its own (operations and tests)."""
         async with self._sessions.begin() as session:
-            return await queue_in(session, **kwargs)
+            return await queue_in(session, Message(message, staff_id, conversation_id,
+                                                   dedupe_key, not_before), at=self._clock())
 
     async def claim(self, now: datetime, limit: int, lease_seconds: float = 120) -> list[Claimed]:
         """Take up to ``limit`` due messages, oldest first, leased to this process.
@@ -116,7 +141,9 @@ class OutboxStore:
         )
         due = and_(
             or_(
-                and_(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now),
+                and_(OutboxMessage.status == "pending",
+                     or_(OutboxMessage.next_attempt_at.is_(None),
+                         OutboxMessage.next_attempt_at <= now)),
                 and_(OutboxMessage.status == "sending", OutboxMessage.lease_until < now),
             ),
             ~blocked,
@@ -158,7 +185,7 @@ class OutboxStore:
                 .where(OutboxMessage.id == message_id)
                 .values(
                     status="sent",
-                    sent_at=utcnow(),
+                    sent_at=self._clock(),
                     lease_until=None,
                     attempts=OutboxMessage.attempts + 1,
                     sent_conversation_id=conversation_id,
@@ -211,7 +238,7 @@ class OutboxStore:
             result = await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.status == "failed")
-                .values(status="pending", attempts=0, next_attempt_at=utcnow())
+                .values(status="pending", attempts=0, next_attempt_at=None)
             )
             return int(result.rowcount or 0)
 
@@ -238,8 +265,6 @@ class OutboxStore:
                 )
             ).all()
         if oldest is not None and oldest.tzinfo is None:
-            from datetime import UTC
-
             oldest = oldest.replace(tzinfo=UTC)
         return OutboxStatus(
             pending=counts.get("pending", 0),

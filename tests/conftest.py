@@ -9,16 +9,19 @@ import os
 import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from qa.framework import Framework, bundled_framework_path, load_framework
-from qabot.context import AppContext
+from qa.framework import Framework
+from qa.framework_file import bundled_framework_path, load_framework
+from qabot.app import build_services
+from qabot.services import Services
 from qabot.settings import Settings
 from store.db import make_engine, upgrade
-from store.models import Base
+from store.models import Base, utcnow
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -105,9 +108,27 @@ def settings(db_url: str) -> Settings:
                     log_format="text")
 
 
+class Clock:
+    """The services' one clock in a test: the machine's time until a test sets it."""
+
+    def __init__(self) -> None:
+        self.now: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.now or utcnow()
+
+    def set(self, now: datetime) -> None:
+        self.now = now
+
+
 @pytest.fixture
-async def ctx(settings: Settings, framework: Framework) -> AsyncIterator[AppContext]:
-    context = AppContext.create(settings, framework)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def ctx(settings: Settings, framework: Framework, clock: Clock) -> AsyncIterator[Services]:
+    context = build_services(settings, framework, clock=clock)
     try:
         yield context
     finally:
@@ -117,10 +138,11 @@ async def ctx(settings: Settings, framework: Framework) -> AsyncIterator[AppCont
 class Service:
     """The running bot (real app factory, real CloudAdapter) and its fake connector."""
 
-    def __init__(self, client: object, ctx: AppContext, connector: object) -> None:
+    def __init__(self, client: object, ctx: Services, connector: object, clock: Clock) -> None:
         self.client = client
         self.ctx = ctx
         self.connector = connector
+        self.clock = clock
 
     async def post(self, activity: dict) -> object:
         """POST an activity to /api/messages as Teams would."""
@@ -128,16 +150,16 @@ class Service:
 
 
 @pytest.fixture
-async def service(settings: Settings, framework: Framework,
-                  fake_connector: object) -> AsyncIterator[Service]:
+async def service(settings: Settings, framework: Framework, fake_connector: object,
+                  clock: Clock) -> AsyncIterator[Service]:
     from aiohttp.test_utils import TestClient, TestServer
 
-    from qabot.app import CTX, init_app
+    from qabot.app import SERVICES, init_app
 
-    app = init_app(settings, framework=framework)
+    app = init_app(settings, framework=framework, clock=clock)
     client = TestClient(TestServer(app))
     await client.start_server()
     try:
-        yield Service(client, app[CTX], fake_connector)
+        yield Service(client, app[SERVICES], fake_connector, clock)
     finally:
         await client.close()

@@ -18,11 +18,11 @@ from qa.allocation import (
     Auditor,
     CaseInfo,
     allocate,
-    check_allocation,
-    month_last_day,
     new_seed,
     repeat_window_start,
 )
+from qa.periods import month_last_day
+from tests.allocation_checker import check_allocation
 
 JUNE = date(2026, 6, 1)
 AREAS = ("early_help", "child_protection", "children_in_care", "care_leavers")

@@ -35,11 +35,12 @@ from cards.allocation import (
 )
 from cards.common import teams_findings
 from cards.payloads import OpenAudit
-from qa.allocation import check_allocation, repeat_window_start
+from flows.allocation import allocate_month, plan_monthly
+from qa.allocation import repeat_window_start
 from qa.framework import Framework
-from qabot.context import AppContext
+from qabot.app import build_services
+from qabot.services import Services
 from scheduler.jobs import run_job
-from store.allocations import allocate_month, plan_monthly
 from store.models import (
     AllocationRun,
     Audit,
@@ -50,6 +51,7 @@ from store.models import (
     Staff,
     Team,
 )
+from tests.allocation_checker import check_allocation
 from tests.fakes import User, message
 from tests.test_outbox import make_sender
 
@@ -79,7 +81,7 @@ def user_for(staff_id: str, c: Council | None = None) -> User:
     return User.named(row.name, email=row.email)
 
 
-async def load(ctx: AppContext, c: Council | None = None, *,
+async def load(ctx: Services, c: Council | None = None, *,
                unlinked: frozenset[str] = frozenset(), link: bool = False) -> Council:
     """Load the council; with ``link`` every staff member but ``unlinked`` has a Teams id."""
     c = c or council()
@@ -98,12 +100,12 @@ def framework_with(fw: Framework, **changes: Any) -> Framework:
     return dataclasses.replace(fw, **changes)
 
 
-def context_like(ctx: AppContext, framework: Framework) -> AppContext:
-    """Another AppContext on the same database (another process, or another framework)."""
-    return AppContext.create(ctx.settings, framework)
+def context_like(ctx: Services, framework: Framework) -> Services:
+    """Another Services on the same database (another process, or another framework)."""
+    return build_services(ctx.settings, framework)
 
 
-async def table_counts(ctx: AppContext) -> dict[str, int]:
+async def table_counts(ctx: Services) -> dict[str, int]:
     out = {}
     async with ctx.sessions() as session:
         for model in (AllocationRun, Audit, AuditLogEntry, OutboxMessage, Case, Staff, Team):
@@ -112,7 +114,7 @@ async def table_counts(ctx: AppContext) -> dict[str, int]:
     return out
 
 
-async def audit_rows(ctx: AppContext) -> list[tuple[Any, ...]]:
+async def audit_rows(ctx: Services) -> list[tuple[Any, ...]]:
     async with ctx.sessions() as session:
         rows = await session.execute(
             select(Audit.run_id, Audit.case_ref, Audit.auditor_id, Audit.area, Audit.reason,
@@ -130,7 +132,7 @@ class History:
     recent: frozenset[str]  # audited inside December's repeat window
 
 
-async def add_history(ctx: AppContext, c: Council) -> History:
+async def add_history(ctx: Services, c: Council) -> History:
     """Earlier months' audits: re-audits that fall due in December, and recent audits.
 
     * 5 cases graded Requires Improvement in December 2025: re-audit due 2026-12 (12 months);
@@ -174,7 +176,7 @@ def named(token: str, lines: tuple[str, ...]) -> bool:
     return any(pattern.search(line) for line in lines)
 
 
-async def assert_rules_in_db(ctx: AppContext, framework: Framework,
+async def assert_rules_in_db(ctx: Services, framework: Framework,
                              allocations: list[tuple[str, str, str, str]],
                              shortfalls: tuple[str, ...], history: History | None) -> None:
     """Every rule, checked against the stored staff and cases rather than the request."""
@@ -247,7 +249,7 @@ async def test_generated_csv_imports_cleanly(ctx) -> None:
     for func_, text in ((import_staff, staff_csv(c)), (import_cases, cases_csv(c))):
         path = Path(ctx.settings.database_url.split("///")[1]).with_name(f"{func_.__name__}.csv")
         path.write_text(text)
-        report = await func_(ctx.sessions, ctx.framework, str(path), actor="test")
+        report = await func_(ctx.sessions, ctx.framework, str(path), actor="test", at=ctx.clock())
         assert not report.rejected, report.details()
     counts = await table_counts(ctx)
     assert counts["staff"] == 150 and counts["cases"] == 300
@@ -418,7 +420,7 @@ async def test_consecutive_months_never_repeat_a_case_inside_the_window(ctx, fra
 # Delivery: every auditor's card through the outbox, the QA summary naming unreachable staff
 
 
-async def _anchor_chat(ctx: AppContext, fc: Any, staff_id: str) -> str:
+async def _anchor_chat(ctx: Services, fc: Any, staff_id: str) -> str:
     """One person has talked to the bot, so the sender knows the service URL and tenant."""
     from botbuilder.schema import Activity
 
@@ -433,7 +435,7 @@ async def _anchor_chat(ctx: AppContext, fc: Any, staff_id: str) -> str:
     return incoming.conversation_id
 
 
-async def drain(ctx: AppContext, rounds: int = 50) -> None:
+async def drain(ctx: Services, rounds: int = 50) -> None:
     sender = make_sender(ctx)
     for _ in range(rounds):
         if not await sender.drain_once():

@@ -20,11 +20,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
 from cards import audit_form as cards
-from cards.common import teams_findings
+from cards.common import notice_card, teams_findings
 from cards.payloads import OpenAudit, SaveDraft, SubmitAudit
 from qa import form_rules as fr
-from qa.framework import Framework, Tool, bundled_framework_path, load_framework
-from qabot.context import AppContext
+from qa.framework import Framework, Tool
+from qa.framework_file import bundled_framework_path, load_framework
+from qabot.services import Services
 from store.models import (
     AllocationRun,
     Audit,
@@ -51,11 +52,11 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 # ---------------------------------------------------------------------------- helpers
 
 
-def _today(ctx: AppContext) -> date:
+def _today(ctx: Services) -> date:
     return ctx.clock().astimezone(ctx.framework.zone).date()
 
 
-async def seed(ctx: AppContext, *, area: str = "early_help", tool: str = "case_audit") -> int:
+async def seed(ctx: Services, *, area: str = "early_help", tool: str = "case_audit") -> int:
     """Teams, staff, one case and one allocated audit of it by AUD1; returns the audit id."""
     today = _today(ctx)
 
@@ -165,19 +166,19 @@ def action_row(n: int, due: date, *, owner: str = "SW1", what: str = "Update the
             fr.action_id(n, "due"): due.isoformat(), fr.action_id(n, "priority"): priority}
 
 
-async def audit_row(ctx: AppContext, audit_id: int) -> Audit:
+async def audit_row(ctx: Services, audit_id: int) -> Audit:
     async with ctx.sessions() as s:
         audit = await s.get(Audit, audit_id)
         assert audit is not None
         return audit
 
 
-async def count(ctx: AppContext, model: Any, *where: Any) -> int:
+async def count(ctx: Services, model: Any, *where: Any) -> int:
     async with ctx.sessions() as s:
         return int(await s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
-async def log_actions(ctx: AppContext) -> list[str]:
+async def log_actions(ctx: Services) -> list[str]:
     """Audit-log entries about audits and their actions (not conversations and the like)."""
     async with ctx.sessions() as s:
         return list(await s.scalars(
@@ -186,7 +187,7 @@ async def log_actions(ctx: AppContext) -> list[str]:
             .order_by(AuditLogEntry.id)))
 
 
-def lambeth_tool(ctx: AppContext) -> Tool:
+def lambeth_tool(ctx: Services) -> Tool:
     return ctx.framework.tools["case_audit"]
 
 
@@ -215,11 +216,11 @@ async def test_open_shows_every_domain_of_the_cases_tool(service: Any) -> None:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_open_uses_the_bedford_ten_standard_tool(settings: Any, fake_connector: Any) -> None:
-    from qabot.app import CTX, init_app
+    from qabot.app import SERVICES, init_app
 
     bedford = load_framework(bundled_framework_path("bedford_like"))
     async with TestClient(TestServer(init_app(settings, framework=bedford))) as client:
-        ctx = client.app[CTX]
+        ctx = client.app[SERVICES]
         audit_id = await seed(ctx, area="children_in_need", tool="practice_standards")
 
         class _Service:
@@ -617,7 +618,7 @@ def test_summary_card() -> None:
 
 
 def test_refusal_and_open_form_cards() -> None:
-    refusal = cards.refusal_card("This audit is allocated to someone else.")
+    refusal = notice_card("This audit is allocated to someone else.")
     invite = cards.open_form_card(CASE, "Early help", DEADLINE, 42)
     for card in (refusal, invite):
         assert teams_findings(card) == []
@@ -626,11 +627,11 @@ def test_refusal_and_open_form_cards() -> None:
     assert_snapshot("audit_open_form", invite)
 
 
-# ---------------------------------------------------------------------------- store (direct)
+# ---------------------------------------------------------------------------- use cases (direct)
 
 
-async def test_store_lets_exactly_one_of_many_concurrent_submits_win(ctx: AppContext) -> None:
-    from store.audits import AuditStore
+async def test_exactly_one_of_many_concurrent_submits_wins(ctx: Services) -> None:
+    from flows.audit_form import submit
 
     audit_id = await seed(ctx)
     tool = lambeth_tool(ctx)
@@ -638,8 +639,7 @@ async def test_store_lets_exactly_one_of_many_concurrent_submits_win(ctx: AppCon
         good_form(tool) | action_row(1, _today(ctx) + timedelta(days=5)), tool=tool,
         framework=ctx.framework, today=_today(ctx), owner_ids={"SW1"})
     assert submission is not None, errors
-    store = AuditStore(ctx.sessions, qa_roles=ctx.framework.qa_roles)
-    outcomes = await asyncio.gather(*(store.submit(audit_id, "AUD1", submission)
+    outcomes = await asyncio.gather(*(submit(ctx, audit_id, "AUD1", submission)
                                       for _ in range(5)))
     assert sorted(o.created for o in outcomes) == [False] * 4 + [True]
     assert {o.result.audit.submitted_at for o in outcomes} != {None}
@@ -647,15 +647,14 @@ async def test_store_lets_exactly_one_of_many_concurrent_submits_win(ctx: AppCon
     assert (await log_actions(ctx)).count("audit.submitted") == 1
 
 
-async def test_store_refuses_delegation_by_anyone_outside_the_qa_team(ctx: AppContext) -> None:
-    from store.audits import AuditStore
-    from store.errors import NotAllowed
+async def test_delegation_is_refused_for_anyone_outside_the_qa_team(ctx: Services) -> None:
+    from flows.delegation import delegate
+    from qa.errors import NotAllowed
 
     audit_id = await seed(ctx)
-    store = AuditStore(ctx.sessions, qa_roles=ctx.framework.qa_roles)
     for actor in ("AUD1", None, "nobody"):
         with pytest.raises(NotAllowed):
-            await store.delegate(CASE, "dee.delegate@council.example", actor)
+            await delegate(ctx, CASE, "dee.delegate@council.example", actor)
     assert (await audit_row(ctx, audit_id)).delegate_id is None
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.framework import bundled_framework_path
+from qa.framework_file import bundled_framework_path
 from qabot.cli import main
 from store.db import upgrade
 
@@ -105,8 +105,8 @@ def _seeded_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A migrated SQLite file with one allocated audit (the audit form tests' seed)."""
     import asyncio
 
-    from qa.framework import load_framework
-    from qabot.context import AppContext
+    from qa.framework_file import load_framework
+    from qabot.app import build_services
     from qabot.settings import Settings
     from tests.test_audit_form import seed
 
@@ -114,8 +114,8 @@ def _seeded_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     upgrade(url)
 
     async def run() -> None:
-        ctx = AppContext.create(Settings(database_url=url),
-                                load_framework(bundled_framework_path("lambeth_like")))
+        ctx = build_services(Settings(database_url=url),
+                             load_framework(bundled_framework_path("lambeth_like")))
         try:
             await seed(ctx)
         finally:

@@ -14,8 +14,9 @@ from sqlalchemy import select, update
 
 from bench.datagen import load_council
 from cards.common import teams_findings
+from qabot.app import build_services
 from qabot.cli import main
-from qabot.context import AppContext
+from qabot.services import Services
 from scheduler.jobs import run_job
 from store.db import make_engine, make_sessionmaker
 from store.models import AllocationRun, Audit, OutboxMessage, Staff, Team
@@ -35,7 +36,7 @@ def at(day: int, month: int = 12, year: int = 2026, hour: int = 9, minute: int =
     return datetime(year, month, day, hour, minute, tzinfo=LONDON)
 
 
-async def december(ctx: AppContext, **load_args: Any) -> list[Audit]:
+async def december(ctx: Services, **load_args: Any) -> list[Audit]:
     """The generated council with December 2026 allocated (deadline Tuesday 22 December)."""
     await load(ctx, **load_args)
     assert "allocated 26" in await run_job(ctx, "allocation", DEC_RUN)
@@ -43,14 +44,14 @@ async def december(ctx: AppContext, **load_args: Any) -> list[Audit]:
         return list(await session.scalars(select(Audit).order_by(Audit.id)))
 
 
-async def submit(ctx: AppContext, audit_id: int) -> None:
+async def submit(ctx: Services, audit_id: int) -> None:
     async with ctx.sessions.begin() as session:
         await session.execute(update(Audit).where(Audit.id == audit_id).values(
             status="submitted", submitted_at=datetime(2026, 12, 10, 12, tzinfo=UTC),
             overall_grade="good"))
 
 
-async def messages_with(ctx: AppContext, prefix: str) -> list[OutboxMessage]:
+async def messages_with(ctx: Services, prefix: str) -> list[OutboxMessage]:
     async with ctx.sessions() as session:
         rows = await session.scalars(select(OutboxMessage).where(
             OutboxMessage.dedupe_key.like(f"{prefix}%")).order_by(OutboxMessage.id))
@@ -137,7 +138,7 @@ async def test_status_shows_completion_per_team_to_the_qa_team_only(service) -> 
     async with ctx.sessions.begin() as session:
         await session.execute(update(Audit).where(Audit.id == audits[1].id).values(
             status="draft", draft_saved_at=datetime(2026, 12, 5, tzinfo=UTC)))
-    ctx.clock = lambda: datetime(2026, 12, 23, 10, tzinfo=UTC)
+    service.clock.set(datetime(2026, 12, 23, 10, tzinfo=UTC))
 
     lead_user = user_for(lead)
     await service.post(message("status", user=lead_user, service_url=fc.url))
@@ -186,7 +187,7 @@ async def _load_into(url: str) -> None:
 async def _counts(url: str) -> dict[str, int]:
     from qabot.settings import Settings
 
-    ctx = AppContext.create(Settings(database_url=url))
+    ctx = build_services(Settings(database_url=url))
     try:
         return await table_counts(ctx)
     finally:

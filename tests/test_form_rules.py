@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from qa import form_rules as fr
-from qa.framework import Framework, Tool, bundled_framework_path, load_framework
+from qa.framework import Framework, Tool
+from qa.framework_file import bundled_framework_path, load_framework
 
 TODAY = date(2026, 12, 7)
 TOMORROW = TODAY + timedelta(days=1)

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from qa.framework import (
+from qa.framework import DEFAULT_ROLES, Framework, Grade
+from qa.framework_file import (
     CALENDAR_REGIONS,
-    DEFAULT_ROLES,
-    Framework,
     FrameworkError,
-    Grade,
     bundled_framework_path,
     describe,
     load_framework,

@@ -20,7 +20,9 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from qa.framework import Framework, bundled_framework_path, load_framework
+from qa.framework import Framework
+from qa.framework_file import bundled_framework_path, load_framework
+from qabot.cli import import_progress
 from store.db import make_engine, make_sessionmaker
 from store.imports import (
     ImportRefused,
@@ -30,7 +32,7 @@ from store.imports import (
     import_cases,
     import_staff,
 )
-from store.models import AuditLogEntry, Base, Case, Staff, Team
+from store.models import AuditLogEntry, Base, Case, Staff, Team, utcnow
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 ACTOR = "cli:tester"
@@ -101,7 +103,7 @@ async def import_db(db_url: str) -> AsyncIterator[ImportDb]:
 async def import_db_staffed(import_db: ImportDb, import_framework: Framework) -> ImportDb:
     """A database holding the standard staff, for case imports that name social workers."""
     report = await import_staff(import_db.sessions, import_framework,
-                                stream(STAFF_HEADER, *STAFF_ROWS), actor=ACTOR)
+                                stream(STAFF_HEADER, *STAFF_ROWS), actor=ACTOR, at=utcnow())
     assert not report.rejected
     return import_db
 
@@ -125,7 +127,7 @@ async def test_staff_import_then_reimport_is_an_upsert(
     import_db: ImportDb, import_framework: Framework
 ) -> None:
     first = await import_staff(import_db.sessions, import_framework,
-                               stream(STAFF_HEADER, *STAFF_ROWS), actor=ACTOR)
+                               stream(STAFF_HEADER, *STAFF_ROWS), actor=ACTOR, at=utcnow())
     assert first.added == ["HOS1", "TM1", "SW1", "SW2"]
     assert (first.changed, first.closed, first.unchanged, first.rejected) == ([], [], 0, [])
     staff = {s.staff_id: s for s in await import_db.all(Staff)}
@@ -145,7 +147,7 @@ async def test_staff_import_then_reimport_is_an_upsert(
         "SW1,Sara Walsh,sara.walsh@council.gov.uk,social_worker,assessment team 2,TM1,yes",
         "SW2,Sam Whyte,SAM.WHYTE@council.gov.uk,advanced_practitioner;social_worker,Assessment Team 1,TM1,",
         "SW3,Sid Wu,sid.wu@council.gov.uk,Social worker,Assessment Team 1,TM1,",
-    ), actor=ACTOR)
+    ), actor=ACTOR, at=utcnow())
     assert second.added == ["SW3"]
     assert second.changed == ["SW1"]
     assert second.closed == ["TM1"]
@@ -166,7 +168,7 @@ async def test_staff_import_then_reimport_is_an_upsert(
     log_size = await import_db.count(AuditLogEntry)
     again = await import_staff(import_db.sessions, import_framework, stream(
         STAFF_HEADER, *STAFF_ROWS[:1], STAFF_ROWS[2].replace("Assessment Team 1", "Assessment Team 2"),
-    ), actor=ACTOR)
+    ), actor=ACTOR, at=utcnow())
     assert (again.added, again.changed, again.closed, again.unchanged) == ([], [], [], 2)
     assert await import_db.count(AuditLogEntry) == log_size
 
@@ -205,7 +207,7 @@ async def test_staff_bad_row_is_reported_and_good_rows_land(
 ) -> None:
     report = await import_staff(import_db.sessions, import_framework,
                                 stream(STAFF_HEADER, STAFF_GOOD_BEFORE, row, STAFF_GOOD_AFTER),
-                                actor=ACTOR)
+                                actor=ACTOR, at=utcnow())
     assert len(report.rejected) == 1, report.details()
     assert report.rejected[0].line == 3
     assert reason in report.rejected[0].reason
@@ -223,7 +225,7 @@ async def test_staff_bad_active_value_and_manager_on_rejected_row(
         "W2,Val Ide,val@council.gov.uk,social_worker,Team A,W1,",
         "W3,Ann Other,ann@council.gov.uk,social_worker,Team A,,maybe",
         "W4,Ok Row,ok@council.gov.uk,social_worker,Team A,,",
-    ), actor=ACTOR)
+    ), actor=ACTOR, at=utcnow())
     assert [(e.line, e.reason) for e in report.rejected] == [
         (2, "email 'bad-email' does not look like an email address"),
         (3, "manager_id 'M1' is on line 2, which was rejected"),
@@ -237,9 +239,9 @@ async def test_staff_email_of_someone_else_in_the_database_is_rejected(
     import_db: ImportDb, import_framework: Framework
 ) -> None:
     await import_staff(import_db.sessions, import_framework,
-                       stream(STAFF_HEADER, STAFF_GOOD_BEFORE), actor=ACTOR)
+                       stream(STAFF_HEADER, STAFF_GOOD_BEFORE), actor=ACTOR, at=utcnow())
     report = await import_staff(import_db.sessions, import_framework, stream(
-        STAFF_HEADER, "X9,Ann Lee,Ann.Lee@council.gov.uk,team_manager,Team A,"), actor=ACTOR)
+        STAFF_HEADER, "X9,Ann Lee,Ann.Lee@council.gov.uk,team_manager,Team A,"), actor=ACTOR, at=utcnow())
     assert [(e.line, e.reason) for e in report.rejected] == [
         (2, "email 'ann.lee@council.gov.uk' already belongs to staff_id 'A1': fix one of the two")]
 
@@ -248,10 +250,46 @@ async def test_manager_already_in_the_database_is_accepted(
     import_db: ImportDb, import_framework: Framework
 ) -> None:
     await import_staff(import_db.sessions, import_framework,
-                       stream(STAFF_HEADER, STAFF_GOOD_BEFORE), actor=ACTOR)
+                       stream(STAFF_HEADER, STAFF_GOOD_BEFORE), actor=ACTOR, at=utcnow())
     report = await import_staff(import_db.sessions, import_framework,
-                                stream(STAFF_HEADER, STAFF_GOOD_AFTER), actor=ACTOR)
+                                stream(STAFF_HEADER, STAFF_GOOD_AFTER), actor=ACTOR, at=utcnow())
     assert report.added == ["A2"] and report.rejected == []
+
+
+async def test_a_manager_chain_that_loops_is_refused_with_its_lines(
+    import_db: ImportDb, import_framework: Framework
+) -> None:
+    report = await import_staff(import_db.sessions, import_framework, stream(
+        STAFF_HEADER,
+        "S1,Sue Service,sue@council.gov.uk,service_manager,Team S,T1",
+        "T1,Tia Manager,tia@council.gov.uk,team_manager,Team A,S1",
+        "W1,Wyn Ode,wyn@council.gov.uk,social_worker,Team A,T1",
+        "W2,Val Ide,val@council.gov.uk,social_worker,Team A,",
+    ), actor=ACTOR, at=utcnow())
+    loop = "S1 (line 2), T1 (line 3) report to each other in a circle"
+    assert [(e.line, e.reason) for e in report.rejected] == [
+        (2, f"manager_id 'T1' makes a loop in the line of management: {loop}; fix one of "
+            "their manager_id values"),
+        (3, f"manager_id 'S1' makes a loop in the line of management: {loop}; fix one of "
+            "their manager_id values"),
+        (4, "manager_id 'T1' is on line 3, which was rejected"),
+    ]
+    assert report.added == ["W2"]
+
+
+async def test_a_loop_through_staff_already_imported_is_refused_too(
+    import_db: ImportDb, import_framework: Framework
+) -> None:
+    await import_staff(import_db.sessions, import_framework, stream(
+        STAFF_HEADER, "M1,Mo Ali,mo@council.gov.uk,team_manager,Team A,",
+        "W1,Wyn Ode,wyn@council.gov.uk,social_worker,Team A,M1"), actor=ACTOR, at=utcnow())
+    report = await import_staff(import_db.sessions, import_framework, stream(
+        STAFF_HEADER, "M1,Mo Ali,mo@council.gov.uk,team_manager,Team A,W1"), actor=ACTOR,
+        at=utcnow())
+    assert [e.line for e in report.rejected] == [2]
+    assert "M1 (line 2), W1 report to each other" in report.rejected[0].reason
+    (manager,) = [s for s in await import_db.all(Staff) if s.staff_id == "M1"]
+    assert manager.manager_id is None  # the loop was not written
 
 
 # --------------------------------------------------------------------------- cases
@@ -262,7 +300,7 @@ async def test_cases_import_then_reimport_is_an_upsert(
 ) -> None:
     db = import_db_staffed
     first = await import_cases(db.sessions, import_framework,
-                               stream(CASE_HEADER, *CASE_ROWS), actor=ACTOR)
+                               stream(CASE_HEADER, *CASE_ROWS), actor=ACTOR, at=utcnow())
     assert first.added == ["C-1001", "C-1002", "C-1003"]
     assert (first.changed, first.closed, first.unchanged, first.rejected) == ([], [], 0, [])
     cases = {c.case_ref: c for c in await db.all(Case)}
@@ -285,7 +323,7 @@ async def test_cases_import_then_reimport_is_an_upsert(
         "C-1002,Assessment Team 1,SW2,children_in_care,2023-06-01,Closed,,2024-05-31",
         "C-1003,Assessment Team 2,SW1,early_help,2024-03-15,open,exploitation,",
         "C-1004,Assessment Team 2,,Care leavers,2022-02-02,open,,",
-    ), actor=ACTOR)
+    ), actor=ACTOR, at=utcnow())
     assert second.added == ["C-1004"]
     assert second.changed == ["C-1003"]
     assert second.closed == ["C-1002"]
@@ -309,7 +347,7 @@ async def test_cases_import_then_reimport_is_an_upsert(
     # A partial export closes nothing; reopening is a change.
     third = await import_cases(db.sessions, import_framework, stream(
         CASE_HEADER, "C-1002,Assessment Team 1,SW2,children_in_care,2023-06-01,open,"),
-        actor=ACTOR)
+        actor=ACTOR, at=utcnow())
     assert third.changed == ["C-1002"] and not third.closed
     cases = {c.case_ref: c for c in await db.all(Case)}
     assert cases["C-1002"].status == "open" and cases["C-1002"].closed_on is None
@@ -323,15 +361,15 @@ async def test_closing_without_a_date_uses_today_and_stays_unchanged_after(
     import_db_staffed: ImportDb, import_framework: Framework
 ) -> None:
     db = import_db_staffed
-    await import_cases(db.sessions, import_framework, stream(CASE_HEADER, CASE_ROWS[0]), actor=ACTOR)
+    await import_cases(db.sessions, import_framework, stream(CASE_HEADER, CASE_ROWS[0]), actor=ACTOR, at=utcnow())
     closing = CASE_ROWS[0].replace(",open,", ",closed,")
     report = await import_cases(db.sessions, import_framework, stream(CASE_HEADER, closing),
-                                actor=ACTOR)
+                                actor=ACTOR, at=utcnow())
     assert report.closed == ["C-1001"]
     (case,) = await db.all(Case)
     assert case.closed_on is not None and abs(case.closed_on - datetime.now(UTC).date()) <= timedelta(days=1)
     report = await import_cases(db.sessions, import_framework, stream(CASE_HEADER, closing),
-                                actor=ACTOR)
+                                actor=ACTOR, at=utcnow())
     assert report.unchanged == 1 and not report.closed and not report.changed
 
 
@@ -377,7 +415,7 @@ async def test_case_bad_row_is_reported_and_good_rows_land(
     db = import_db_staffed
     report = await import_cases(db.sessions, import_framework,
                                 stream(CASE_HEADER, CASE_GOOD_BEFORE, row, CASE_GOOD_AFTER),
-                                actor=ACTOR)
+                                actor=ACTOR, at=utcnow())
     assert len(report.rejected) == 1, report.details()
     assert report.rejected[0].line == 3
     assert reason in report.rejected[0].reason
@@ -402,7 +440,7 @@ async def test_closed_on_rules(import_db_staffed: ImportDb, import_framework: Fr
         "C-4001,Team A,,early_help,2024-03-01,closed,,2024-02-01",
         "C-4002,Team A,,early_help,2024-03-01,open,,2024-04-01",
         "C-4003,Team A,,early_help,2024-03-01,closed,,2024-04-01",
-    ), actor=ACTOR)
+    ), actor=ACTOR, at=utcnow())
     assert [(e.line, e.reason) for e in report.rejected] == [
         (2, "closed_on 2024-02-01 is before opened_on 2024-03-01"),
         (3, "closed_on is given but status is open"),
@@ -428,7 +466,7 @@ async def test_cases_file_with_identifier_column_is_refused(
     row = CASE_ROWS[0].replace("Assessment Team 1,", "Assessment Team 1,Jane Doe,")
     with pytest.raises(ImportRefused) as refused:
         await import_cases(import_db_staffed.sessions, import_framework,
-                           stream(header, row), actor=ACTOR)
+                           stream(header, row), actor=ACTOR, at=utcnow())
     message = str(refused.value)
     assert f"column 3 '{column.strip()}' is refused" in message
     assert "never stores a child's name or identifying details" in message
@@ -443,7 +481,7 @@ async def test_staff_file_with_identifier_column_is_refused(
 ) -> None:
     with pytest.raises(ImportRefused, match=f"'{column}' is refused") as refused:
         await import_staff(import_db.sessions, import_framework,
-                           stream(STAFF_HEADER + f",{column}", STAFF_GOOD_BEFORE + ",x"), actor=ACTOR)
+                           stream(STAFF_HEADER + f",{column}", STAFF_GOOD_BEFORE + ",x"), actor=ACTOR, at=utcnow())
     assert "Remove the column" in str(refused.value)
     assert await import_db.count(Staff) == 0
 
@@ -455,7 +493,7 @@ async def test_harmless_extra_case_columns_are_allowed(
     import_db_staffed: ImportDb, import_framework: Framework, extra: str
 ) -> None:
     report = await import_cases(import_db_staffed.sessions, import_framework,
-                                stream(f"{CASE_HEADER},{extra}", CASE_ROWS[0] + ",x"), actor=ACTOR)
+                                stream(f"{CASE_HEADER},{extra}", CASE_ROWS[0] + ",x"), actor=ACTOR, at=utcnow())
     assert report.added == ["C-1001"]
 
 
@@ -464,7 +502,7 @@ async def test_staff_file_allows_email_address_column(
 ) -> None:
     report = await import_staff(import_db.sessions, import_framework,
                                 stream(STAFF_HEADER + ",Email Address", STAFF_GOOD_BEFORE + ",x"),
-                                actor=ACTOR)
+                                actor=ACTOR, at=utcnow())
     assert report.added == ["A1"]
 
 
@@ -491,7 +529,7 @@ async def test_bom_crlf_quotes_blank_lines_and_messy_headers(
     path = tmp_path / "cases.csv"
     path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
     report = await import_cases(import_db_staffed.sessions, import_framework, str(path),
-                                actor=ACTOR)
+                                actor=ACTOR, at=utcnow())
     assert report.added == ["C-5001", "C-5002", "C-5004"]
     assert [(e.line, e.reason.split(":")[0]) for e in report.rejected] == [
         (7, "opened_on '2024-02-30' is not a date (YYYY-MM-DD)"),
@@ -510,7 +548,7 @@ async def test_unclosed_quote_is_reported_with_its_lines(
         CASE_ROWS[0],
         'C-6001,"Assessment Team 1,SW1,early_help,2024-01-01,open,',
         CASE_ROWS[1],
-    ), actor=ACTOR)
+    ), actor=ACTOR, at=utcnow())
     assert report.added == ["C-1001"]
     assert len(report.rejected) == 1 and report.rejected[0].line == 3
     assert "lines 3-4" in report.rejected[0].reason
@@ -524,9 +562,9 @@ async def test_sources(import_db: ImportDb, import_framework: Framework, tmp_pat
     source: Any = {"path": path, "str": str(path)}.get(kind)
     if kind == "textio":
         with path.open(encoding="utf-8-sig", newline="") as fh:
-            report = await import_staff(import_db.sessions, import_framework, fh, actor=ACTOR)
+            report = await import_staff(import_db.sessions, import_framework, fh, actor=ACTOR, at=utcnow())
     else:
-        report = await import_staff(import_db.sessions, import_framework, source, actor=ACTOR)
+        report = await import_staff(import_db.sessions, import_framework, source, actor=ACTOR, at=utcnow())
     assert report.added == ["A1"]
 
 
@@ -534,7 +572,7 @@ async def test_header_only_file_imports_nothing(
     import_db: ImportDb, import_framework: Framework
 ) -> None:
     report = await import_cases(import_db.sessions, import_framework, stream(CASE_HEADER),
-                                actor=ACTOR)
+                                actor=ACTOR, at=utcnow())
     assert report.summary() == "cases: 0 added, 0 changed, 0 closed, 0 unchanged, 0 rejected"
     assert await import_db.count(AuditLogEntry) == 0
 
@@ -563,7 +601,7 @@ async def test_unusable_files_are_refused(
     path = tmp_path / "cases.csv"
     path.write_bytes(content)
     with pytest.raises(ImportRefused, match=None) as refused:
-        await import_cases(import_db.sessions, import_framework, path, actor=ACTOR)
+        await import_cases(import_db.sessions, import_framework, path, actor=ACTOR, at=utcnow())
     assert reason in str(refused.value)
     assert await import_db.count(Case) == 0
 
@@ -571,7 +609,7 @@ async def test_unusable_files_are_refused(
 async def test_missing_file_is_refused(import_db: ImportDb, import_framework: Framework,
                                        tmp_path: Path) -> None:
     with pytest.raises(ImportRefused, match="cannot read"):
-        await import_staff(import_db.sessions, import_framework, tmp_path / "nope.csv", actor=ACTOR)
+        await import_staff(import_db.sessions, import_framework, tmp_path / "nope.csv", actor=ACTOR, at=utcnow())
 
 
 # --------------------------------------------------------------------------- scale
@@ -603,8 +641,8 @@ async def test_two_thousand_cases_import_quickly_in_few_queries(
     queries = _count_queries(db.engine)
 
     started = time.perf_counter()
-    first = await import_cases(db.sessions, import_framework, io.StringIO(source), actor=ACTOR,
-                               progress=True)
+    first = await import_cases(db.sessions, import_framework, io.StringIO(source), actor=ACTOR, at=utcnow(),
+                               progress=import_progress("cases"))
     elapsed = time.perf_counter() - started
     assert len(first.added) == 1999
     assert [e.line for e in first.rejected] == [1502]
@@ -613,7 +651,7 @@ async def test_two_thousand_cases_import_quickly_in_few_queries(
 
     before = queries()
     started = time.perf_counter()
-    second = await import_cases(db.sessions, import_framework, io.StringIO(source), actor=ACTOR)
+    second = await import_cases(db.sessions, import_framework, io.StringIO(source), actor=ACTOR, at=utcnow())
     elapsed = time.perf_counter() - started
     assert (len(second.added), len(second.changed), len(second.closed)) == (0, 0, 0)
     assert second.unchanged == 1999
@@ -626,7 +664,8 @@ async def test_progress_is_quiet_for_small_files(
     import_db: ImportDb, import_framework: Framework, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await import_staff(import_db.sessions, import_framework,
-                       stream(STAFF_HEADER, STAFF_GOOD_BEFORE), actor=ACTOR, progress=True)
+                       stream(STAFF_HEADER, STAFF_GOOD_BEFORE), actor=ACTOR, at=utcnow(),
+                       progress=import_progress("staff"))
     assert capsys.readouterr().err == ""
 
 
@@ -635,11 +674,11 @@ async def test_reactivating_staff_is_a_change(
 ) -> None:
     header = STAFF_HEADER + ",Active"
     await import_staff(import_db.sessions, import_framework,
-                       stream(header, STAFF_GOOD_BEFORE + ",no"), actor=ACTOR)
+                       stream(header, STAFF_GOOD_BEFORE + ",no"), actor=ACTOR, at=utcnow())
     (staff,) = await import_db.all(Staff)
     assert staff.active is False  # a new row may arrive inactive: added, not closed
     report = await import_staff(import_db.sessions, import_framework,
-                                stream(header, STAFF_GOOD_BEFORE + ",TRUE"), actor=ACTOR)
+                                stream(header, STAFF_GOOD_BEFORE + ",TRUE"), actor=ACTOR, at=utcnow())
     assert report.changed == ["A1"] and not report.closed
     (entry,) = await import_db.log("staff.changed")
     assert (entry.before, entry.after) == ({"active": False}, {"active": True})

@@ -10,18 +10,17 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from apscheduler.triggers.cron import CronTrigger
 
-from qabot.app import RUNTIME, init_app
+from qabot.app import RUNTIME, build_services, init_app
 from qabot.cli import main as cli
-from qabot.context import AppContext
 from qabot.logs import configure
 from qabot.metrics import Metrics
+from qabot.services import Services
 from qabot.settings import Settings
 from scheduler import jobs
 from store.db import upgrade
@@ -44,7 +43,12 @@ def settings(db_url: str) -> Settings:
                     log_format="json", metrics_token=TOKEN)
 
 
-async def seed_staff(ctx: AppContext, staff_id: str, user: User | None, roles: list[str],
+def with_extra_jobs(services: Services, *extra: jobs.Job) -> Services:
+    """The running service's services with test jobs added (the real ones are frozen)."""
+    return replace(services, jobs=jobs.job_table([*services.jobs.values(), *extra]))
+
+
+async def seed_staff(ctx: Services, staff_id: str, user: User | None, roles: list[str],
                      team: str) -> None:
     async with ctx.sessions.begin() as session:
         row = Team(name=team)
@@ -177,13 +181,13 @@ async def test_metrics_count_activities_deliveries_and_job_runs(service, monkeyp
     async def bad_job(ctx, at):
         raise RuntimeError("broken")
 
-    trigger = lambda fw: CronTrigger(hour=3)  # noqa: E731
-    monkeypatch.setitem(jobs._REGISTRY, "ops_ok", jobs.Job("ops_ok", "test", ok_job, trigger))
-    monkeypatch.setitem(jobs._REGISTRY, "ops_bad", jobs.Job("ops_bad", "test", bad_job, trigger))
+    daily = lambda schedule: time(3)  # noqa: E731
+    with_jobs = with_extra_jobs(service.ctx, jobs.Job("ops_ok", "test", ok_job, daily),
+                                jobs.Job("ops_bad", "test", bad_job, daily))
     at = datetime(2026, 12, 1, 9, tzinfo=UTC)
-    await jobs.run_job(service.ctx, "ops_ok", at)
+    await jobs.run_job(with_jobs, "ops_ok", at)
     with pytest.raises(RuntimeError):
-        await jobs.run_job(service.ctx, "ops_bad", at)
+        await jobs.run_job(with_jobs, "ops_bad", at)
 
     status, text = await scrape(service)
     values = parse_metrics(text)
@@ -221,7 +225,7 @@ def test_outbox_status_and_retry_from_the_cli(tmp_path: Path, monkeypatch, capsy
     monkeypatch.setenv("DATABASE_URL", url)
 
     async def seed() -> None:
-        ctx = AppContext.create(Settings(database_url=url))
+        ctx = build_services(Settings(database_url=url))
         try:
             await seed_staff(ctx, "S1", None, ["team_manager"], "Team CLI")
             message_id = await ctx.outbox.queue(staff_id="S1",
@@ -312,9 +316,9 @@ async def test_a_session_logs_no_case_reference_card_text_or_names(service, json
         await ctx.outbox.queue(staff_id="SW1", message=f"Reminder about {CASE_REF}")
         return "1 reminder(s)"
 
-    monkeypatch.setitem(jobs._REGISTRY, "ops_reminders", jobs.Job(
-        "ops_reminders", "test", job_with_content, lambda fw: CronTrigger(hour=3)))
-    await jobs.run_job(service.ctx, "ops_reminders", datetime(2026, 12, 1, 9, tzinfo=UTC))
+    with_jobs = with_extra_jobs(service.ctx, jobs.Job("ops_reminders", "test", job_with_content,
+                                                      lambda schedule: time(3)))
+    await jobs.run_job(with_jobs, "ops_reminders", datetime(2026, 12, 1, 9, tzinfo=UTC))
 
     async def broken(*args, **kwargs):
         raise RuntimeError("directory unavailable")

@@ -19,12 +19,10 @@ ALICE = User.named("Alice Auditor")
 
 
 def make_sender(ctx, **kwargs) -> OutboxSender:
-    async def no_turns(_):
-        return None
-
-    gateway = TeamsGateway(ctx.settings, no_turns)
+    gateway = TeamsGateway(ctx.settings)
     kwargs.setdefault("base_backoff", 0.05)
     kwargs.setdefault("poll_seconds", 0.05)
+    kwargs.setdefault("clock", ctx.clock)
     return OutboxSender(ctx.outbox, ctx.directory, gateway, rng=random.Random(1), **kwargs)
 
 
@@ -224,11 +222,11 @@ async def test_a_live_lease_is_not_taken_by_another_sender(ctx, fake_connector) 
 
 
 async def test_the_running_service_delivers_what_another_process_queued(service) -> None:
-    from qabot.context import AppContext
+    from qabot.app import build_services
 
     fc = service.connector
     await known_chat(service.ctx, fc)
-    other = AppContext.create(service.ctx.settings, service.ctx.framework)  # e.g. a CLI process
+    other = build_services(service.ctx.settings, service.ctx.framework)  # e.g. a CLI process
     try:
         await other.outbox.queue(staff_id="A1", message="from the CLI")
     finally:
@@ -238,22 +236,23 @@ async def test_the_running_service_delivers_what_another_process_queued(service)
 
 
 async def test_a_message_queued_in_a_rolled_back_change_is_not_kept(ctx, fake_connector) -> None:
-    from store.outbox import queue_in
+    from store.outbox import Message, queue_in
 
     await known_chat(ctx, fake_connector)
     with pytest.raises(RuntimeError):
         async with ctx.sessions.begin() as session:
-            assert await queue_in(session, staff_id="A1", message="one", dedupe_key="k1")
-            assert await queue_in(session, staff_id="A1", message="two")
+            assert await queue_in(session, Message("one", staff_id="A1", dedupe_key="k1"),
+                                  at=utcnow())
+            assert await queue_in(session, Message("two", staff_id="A1"), at=utcnow())
             raise RuntimeError("the change that queued them failed")
     assert await rows(ctx) == []
 
 
 async def test_two_processes_queueing_the_same_key_queue_it_once(ctx, fake_connector) -> None:
-    from qabot.context import AppContext
+    from qabot.app import build_services
 
     await known_chat(ctx, fake_connector)
-    other = AppContext.create(ctx.settings, ctx.framework)
+    other = build_services(ctx.settings, ctx.framework)
     try:
         ids = await asyncio.gather(
             ctx.outbox.queue(staff_id="A1", message="x", dedupe_key="same"),

@@ -126,7 +126,7 @@ def test_the_bot_is_conversational_in_every_scope_and_takes_no_files(built) -> N
 
 
 def test_manifest_commands_are_commands_the_router_registers(built) -> None:
-    from bot.app_routes import build_router
+    from qabot.app import build_router
 
     _, manifest = built
     commands = build_router().commands

@@ -23,8 +23,10 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from qa.framework import Framework, bundled_framework_path, load_framework
-from reports.digest import Digest, Period, compute_digest, digest_text
+from qa.framework import Framework
+from qa.framework_file import bundled_framework_path, load_framework
+from qa.periods import Period
+from reports.digest import Digest, compute_digest, digest_text
 from reports.export import ACTION_COLUMNS, AUDIT_COLUMNS, DOMAIN_COLUMNS, export
 from store.db import make_engine, make_sessionmaker
 from store.models import (

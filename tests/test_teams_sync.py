@@ -64,7 +64,7 @@ async def test_first_personal_contact_links_by_upn_and_welcomes_by_role(service)
 
 
 async def test_teams_sync_command_links_staff_added_after_install(service, monkeypatch) -> None:
-    from bot.flows.teams_sync import sync_all
+    from flows.roster import sync_all
 
     fc, ctx = service.connector, service.ctx
     team = Team.named("Children's QA")

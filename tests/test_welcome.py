@@ -8,10 +8,10 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from bot.flows.audit_form import DELEGATE_USAGE
-from bot.flows.welcome import (
+from cards.messages import (
     AUDITOR_DUTY,
     CHANNEL_WELCOME,
+    DELEGATE_USAGE,
     MANAGER_DUTY,
     NO_DUTY,
     QA_DUTY,

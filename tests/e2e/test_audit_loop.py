@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import web
 
-from qa.framework import bundled_framework_path, load_framework
-from qabot.app import CTX, init_app
-from qabot.context import AppContext
+from qa.framework_file import bundled_framework_path, load_framework
+from qabot.app import SERVICES, init_app
+from qabot.services import Services
 from qabot.settings import Settings
 from scheduler.jobs import run_job
 from store.db import upgrade
@@ -43,7 +43,7 @@ def mock_tenant() -> MockTenant:
         email=AUDITOR.email, name=AUDITOR.name, aad_object_id=AUDITOR.aad_object_id)
 
 
-async def _seed(ctx: AppContext) -> None:
+async def _seed(ctx: Services) -> None:
     """One auditor (the person at the keyboard) and one open case in another team."""
     async with ctx.sessions.begin() as session:
         mine, theirs, qa = Team(name="Assessment 1"), Team(name="Children in Care 2"), Team(name="QA")
@@ -66,7 +66,7 @@ async def _seed(ctx: AppContext) -> None:
 
 
 @pytest.fixture
-async def qa_bot(bot_port: int, tmp_path: Path) -> AsyncIterator[AppContext]:
+async def qa_bot(bot_port: int, tmp_path: Path) -> AsyncIterator[Services]:
     """The real service on localhost:bot_port, in local mode, on a migrated SQLite file."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
     await asyncio.to_thread(upgrade, url)
@@ -77,14 +77,14 @@ async def qa_bot(bot_port: int, tmp_path: Path) -> AsyncIterator[AppContext]:
     await runner.setup()
     await web.TCPSite(runner, host="localhost", port=bot_port).start()
     try:
-        ctx = app[CTX]
+        ctx = app[SERVICES]
         await _seed(ctx)
         yield ctx
     finally:
         await runner.cleanup()
 
 
-async def _linked(ctx: AppContext) -> bool:
+async def _linked(ctx: Services) -> bool:
     async with ctx.sessions() as session:
         staff = await session.get(Staff, "S-AA")
         return staff is not None and staff.teams_user_id == AUDITOR.id
@@ -99,7 +99,7 @@ async def _wait(predicate, timeout_s: float, what: str) -> None:  # noqa: ANN001
 
 
 async def test_auditor_gets_allocation_fixes_a_broken_rule_and_submits(
-    qa_bot: AppContext, playground: PlaygroundServer, playground_page: PlaygroundPage
+    qa_bot: Services, playground: PlaygroundServer, playground_page: PlaygroundPage
 ) -> None:
     ctx, ui = qa_bot, playground_page
 

@@ -1,0 +1,330 @@
+"""The audit form (SPEC R5, R6 first part): open, save a draft, submit.
+
+Card actions answer with a card that replaces the clicked one in place (Action.Execute),
+so every outcome here is a card: the form (with entries kept and errors by their fields)
+or the read-only summary; a refusal is raised as a code and worded by the turn handler.
+A submitted audit with a serious safeguarding concern alerts the case's managers in the
+submit's own transaction, so a recorded concern is never left unannounced.
+Logs carry audit ids only, never entries or case details.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from bot.router import Request, Router
+from bot.turn import Reply
+from cards import messages
+from cards.audit_form import (
+    FormView,
+    SummaryAction,
+    SummaryView,
+    audit_form_card,
+    audit_summary_card,
+)
+from cards.common import fmt_date, fmt_datetime
+from cards.payloads import OpenAudit, SaveDraft, SubmitAudit
+from flows.base import Work, today, unit_of_work
+from qa import form_rules as fr
+from qa.errors import Code, Conflict, NotAllowed
+from qa.framework import Framework, Tool
+from qa.people import LineOfManagement
+from store import audits as stored
+from store.audits import SUBMITTED, SubmittedAudit
+from store.directory import staff_with_roles
+from store.models import Audit, Case, Staff
+from store.outbox import Message
+
+if TYPE_CHECKING:
+    from qabot.services import Services
+
+log = logging.getLogger(__name__)
+router = Router()
+jobs = ()
+
+_RELATIONS: Final = {
+    "social_worker": "case social worker",
+    "manager": "social worker's manager",
+    "team_manager": "team manager",
+}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Someone who may own an action on the case, and why."""
+
+    staff_id: str
+    name: str
+    relation: str  # social_worker | manager | team_manager
+
+
+@dataclass(frozen=True)
+class FormContext:
+    """What the form needs: the audit, its case and who may own actions."""
+
+    audit: Audit
+    case: Case
+    owners: tuple[Owner, ...]
+
+    @property
+    def submitted(self) -> bool:
+        return self.audit.status == SUBMITTED
+
+    @property
+    def owner_ids(self) -> frozenset[str]:
+        return frozenset(o.staff_id for o in self.owners)
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """``created`` is False when the audit had already been submitted (a replay)."""
+
+    created: bool
+    result: SubmittedAudit
+
+
+def may_act(audit: Audit, staff_id: str | None) -> bool:
+    """Only the allocated auditor, or the delegate the QA team named, opens and submits."""
+    return staff_id is not None and staff_id in (audit.auditor_id, audit.delegate_id)
+
+
+def owners_of(case: Case, line: LineOfManagement) -> tuple[Owner, ...]:
+    """The case's social worker, their manager, then the case team's team managers."""
+    found: dict[str, Owner] = {}
+    worker = line.person(case.social_worker_id)
+    if worker is not None and worker.active:
+        found[worker.staff_id] = Owner(worker.staff_id, worker.name, "social_worker")
+        manager = line.manager_of(worker.staff_id)
+        if manager is not None:
+            found[manager.staff_id] = Owner(manager.staff_id, manager.name, "manager")
+    for tm in line.team_managers(case.team_id):
+        found.setdefault(tm.staff_id, Owner(tm.staff_id, tm.name, "team_manager"))
+    return tuple(found.values())
+
+
+def _tool(framework: Framework, audit: Audit) -> Tool:
+    """The tool the audit was allocated with; the area's tool if that one was removed."""
+    tool = framework.tools.get(audit.tool)
+    if tool is not None:
+        return tool
+    try:
+        return framework.tool_for_area(audit.area)
+    except KeyError:
+        raise Conflict(Code.AUDIT_TOOL_GONE) from None
+
+
+def _area_label(framework: Framework, area: str) -> str:
+    found = framework.areas.get(area)
+    return found.label if found else area
+
+
+def _local(services: Services, moment: datetime) -> datetime:
+    return moment.astimezone(services.framework.zone)
+
+
+# ---------------------------------------------------------------------------- views
+
+
+def form_view(services: Services, fc: FormContext, values: dict[str, str], *,
+              errors: dict[str, str] | None = None, note: str | None = None) -> FormView:
+    framework = services.framework
+    tool = _tool(framework, fc.audit)
+    audit = fc.audit
+    return FormView(
+        audit_id=audit.id,
+        case_ref=audit.case_ref,
+        area_label=_area_label(framework, audit.area),
+        tool_label=tool.label,
+        domains=tool.domains,
+        grades=framework.grades,
+        look_back_from=audit.look_back_from,
+        look_back_to=audit.look_back_to,
+        deadline=audit.deadline,
+        owner_choices=tuple((o.staff_id, f"{o.name} ({_RELATIONS.get(o.relation, o.relation)})")
+                            for o in fc.owners),
+        values=values,
+        errors=errors or {},
+        note=note,
+        max_actions=framework.max_actions,
+        action_grades=tuple(g.label for g in framework.grades
+                            if g.key in framework.actions_required),
+    )
+
+
+def summary_view(services: Services, done: SubmittedAudit) -> SummaryView:
+    framework = services.framework
+    audit = done.audit
+    tool = framework.tools.get(audit.tool)
+    titles = {d.key: d.title for d in tool.domains} if tool else {}
+    order = list(titles) + [k for k in done.grades if k not in titles]
+
+    def grade_label(key: str | None) -> str:
+        try:
+            return framework.grade(key or "").label
+        except KeyError:
+            return key or ""
+
+    assert audit.submitted_at is not None
+    return SummaryView(
+        audit_id=audit.id,
+        case_ref=audit.case_ref,
+        area_label=_area_label(framework, audit.area),
+        tool_label=tool.label if tool else audit.tool,
+        domain_grades=tuple((titles.get(k, k), grade_label(done.grades[k]))
+                            for k in order if k in done.grades),
+        overall_label=grade_label(audit.overall_grade),
+        outcomes_label=fr.label_for(fr.OUTCOME_CHOICES, audit.outcomes),
+        actions=tuple(SummaryAction(what=a.what, owner_name=done.names.get(a.owner_id, a.owner_id),
+                                    due_on=a.due_on,
+                                    priority_label=fr.label_for(fr.PRIORITY_CHOICES, a.priority))
+                      for a in done.actions),
+        submitted_by=done.names.get(audit.submitted_by or "", audit.submitted_by or ""),
+        submitted_at=_local(services, audit.submitted_at),
+        safeguarding=audit.safeguarding_concern,
+    )
+
+
+async def _summary_reply(services: Services, audit_id: int) -> Reply:
+    async with services.sessions() as session:
+        done = await stored.submitted_audit(session, audit_id)
+    return Reply(card=audit_summary_card(summary_view(services, done)))
+
+
+async def _load(request: Request, audit_id: int) -> FormContext | Reply:
+    """The form context if this person may act on the audit, the summary once submitted;
+    a refusal (raised) otherwise."""
+    if request.staff is None:
+        raise NotAllowed(Code.AUDIT_NOT_STAFF)
+    services = request.services
+    async with services.sessions() as session:
+        audit, case = await stored.audit_and_case(session, audit_id)
+        if not may_act(audit, request.staff_id):
+            log.info("audit action refused: not the auditor or delegate",
+                     extra={"audit_id": audit_id, "verb": request.incoming.verb})
+            raise NotAllowed(Code.AUDIT_NOT_YOURS)
+        if audit.status == SUBMITTED:
+            fc = None
+        else:
+            line = LineOfManagement(await stored.people_around_case(session, case))
+            fc = FormContext(audit, case, owners_of(case, line))
+    if fc is None:
+        return await _summary_reply(services, audit_id)
+    return fc
+
+
+def _entries(services: Services, fc: FormContext, data: dict[str, Any]) -> dict[str, str]:
+    tool = _tool(services.framework, fc.audit)
+    return fr.values_from(data, known=fr.input_ids(tool, services.framework.max_actions))
+
+
+# ---------------------------------------------------------------------------- use cases
+
+
+async def submit(services: Services, audit_id: int, actor: str | None, submission: fr.Submission,
+                 *, at: datetime | None = None) -> SubmitOutcome:
+    """Record a valid audit once, with its safeguarding alert; a replay creates nothing.
+
+    The permission is checked again inside the transaction (the delegate may have changed
+    since the form was opened), and a conditional update lets exactly one of many
+    concurrent submits win.
+    """
+    at = at or services.clock()
+    async with unit_of_work(services, at=at, actor=str(actor)) as work:
+        audit, case = await stored.audit_and_case(work.session, audit_id)
+        if not may_act(audit, actor):
+            raise NotAllowed(Code.AUDIT_NOT_YOURS)
+        assert actor is not None
+        created = await stored.submit(work.session, audit, submission, actor=actor, at=at)
+        if created and submission.safeguarding:
+            await _alert_safeguarding(services, work, audit_id, case, actor, submission)
+    async with services.sessions() as session:
+        return SubmitOutcome(created, await stored.submitted_audit(session, audit_id))
+
+
+async def _alert_safeguarding(services: Services, work: Work, audit_id: int, case: Case,
+                              actor: str, submission: fr.Submission) -> None:
+    """SPEC R6: the case's managers, and the rung above them, are told at once, 1:1.
+
+    With nobody to tell (no managers on record), the QA team is told instead.
+    """
+    line = LineOfManagement(await stored.people_around_case(work.session, case))
+    managers = line.case_managers(case.team_id, case.social_worker_id)
+    ids = sorted(p.staff_id for p in [*managers, *line.next_rung(managers)])
+    if not ids:
+        ids = [s.staff_id for s in await staff_with_roles(work.session,
+                                                          services.framework.qa_roles)]
+    auditor = await work.session.get(Staff, actor)
+    text = messages.safeguarding_alert(case.case_ref, auditor.name if auditor else None,
+                                       submission.safeguarding_details)
+    for staff_id in ids:
+        await work.tell(Message(text, staff_id=staff_id,
+                                dedupe_key=f"safeguarding:{audit_id}:{staff_id}"))
+    work.log("safeguarding.alerted", "audit", str(audit_id), after={"recipients": ids})
+
+
+# ---------------------------------------------------------------------------- card actions
+
+
+@router.card(OpenAudit)
+async def open_audit(request: Request, ask: OpenAudit) -> Reply:
+    """Show the form with any saved draft, or the summary once submitted."""
+    services = request.services
+    loaded = await _load(request, ask.audit_id)
+    if isinstance(loaded, Reply):
+        return loaded
+    audit = loaded.audit
+    note = None
+    if audit.draft_saved_at is not None:
+        note = messages.draft_resumed(fmt_datetime(_local(services, audit.draft_saved_at)))
+    values = {k: v for k, v in (audit.draft or {}).items() if isinstance(v, str)}
+    return Reply(card=audit_form_card(form_view(services, loaded, values, note=note)))
+
+
+@router.card(SaveDraft)
+async def save_draft(request: Request, ask: SaveDraft) -> Reply:
+    """Keep the entries as they are (unchecked) so the auditor can come back later."""
+    services = request.services
+    loaded = await _load(request, ask.audit_id)
+    if isinstance(loaded, Reply):
+        return loaded
+    values = _entries(services, loaded, request.inputs)
+    at = services.clock()
+    async with unit_of_work(services, at=at, actor=request.actor) as work:
+        saved = await stored.save_draft(work.session, ask.audit_id, values, actor=request.actor,
+                                        at=at)
+    if not saved:
+        return await _summary_reply(services, ask.audit_id)  # submitted meanwhile
+    log.info("audit draft saved", extra={"audit_id": ask.audit_id})
+    note = messages.draft_saved(f"{_local(services, at):%H:%M}", fmt_date(loaded.audit.deadline))
+    return Reply(card=audit_form_card(form_view(services, loaded, values, note=note)))
+
+
+@router.card(SubmitAudit)
+async def submit_audit(request: Request, ask: SubmitAudit) -> Reply:
+    """Check the form; a valid one is recorded once and replaced by its summary."""
+    services = request.services
+    loaded = await _load(request, ask.audit_id)
+    if isinstance(loaded, Reply):
+        return loaded
+    values = _entries(services, loaded, request.inputs)
+    at = services.clock()
+    submission, errors = fr.validate(values, tool=_tool(services.framework, loaded.audit),
+                                     framework=services.framework, today=today(services, at),
+                                     owner_ids=loaded.owner_ids)
+    if submission is None:
+        log.info("audit submit rejected", extra={"audit_id": ask.audit_id, "errors": len(errors)})
+        return Reply(card=audit_form_card(form_view(services, loaded, values, errors=errors)))
+    outcome = await submit(services, ask.audit_id, request.staff_id, submission, at=at)
+    card = audit_summary_card(summary_view(services, outcome.result))
+    if not outcome.created:
+        log.info("audit submit replayed", extra={"audit_id": ask.audit_id})
+        return Reply(card=card)
+    log.info("audit submitted", extra={"audit_id": ask.audit_id,
+                                       "actions": len(submission.actions)})
+    first = (request.staff.name.split() or [""])[0] if request.staff else ""
+    thanks = messages.audit_thanks(first, loaded.audit.case_ref,
+                                   safeguarding=submission.safeguarding)
+    return Reply(card=card, messages=[thanks])

@@ -1,0 +1,78 @@
+"""Who is on the staff roster and how to reach them: linking staff to Teams users from team
+rosters (after a team install, or ``qabot teams sync``), and the CSV imports' entry points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.router import Router
+from cards import messages
+from flows.base import unit_of_work
+from store.directory import LinkReport, staff_with_roles
+from store.imports import ImportReport, Progress, import_cases, import_staff
+from store.outbox import Message
+
+if TYPE_CHECKING:
+    from qabot.services import Services
+
+log = logging.getLogger(__name__)
+router = Router()
+jobs = ()
+
+
+def describe(report: LinkReport) -> str:
+    return messages.roster_report(len(report.linked), len(report.already),
+                                  report.unknown_members, report.unmatched_staff)
+
+
+async def sync_conversation(services: Services, conversation_id: str) -> LinkReport | None:
+    """Page through the roster of the team (or chat) and link staff by email or UPN."""
+    conv = await services.directory.conversation(conversation_id)
+    if conv is None or services.teams is None:
+        return None
+    members = await services.teams.roster(conv.reference, conv.team_id)
+    triples = [
+        (m.id, m.aad_object_id, " ".join(a for a in (m.email, m.user_principal_name) if a))
+        for m in members
+    ]
+    report = await services.directory.link_members(triples, actor="teams:roster-sync")
+    log.info("roster sync", extra={"members": len(members), "linked": len(report.linked),
+                                   "unmatched": len(report.unmatched_staff)})
+    await _tell_qa_leads(services, report, conv.team_name or "the team")
+    return report
+
+
+async def sync_all(services: Services) -> list[tuple[str, LinkReport]]:
+    """Sync every team the bot is installed in."""
+    out: list[tuple[str, LinkReport]] = []
+    for conv in await services.directory.team_conversations():
+        report = await sync_conversation(services, conv.id)
+        if report is not None:
+            out.append((conv.team_name or conv.id, report))
+    return out
+
+
+async def _tell_qa_leads(services: Services, report: LinkReport, team: str) -> None:
+    if not report.unmatched_staff and not report.linked:
+        return
+    text = messages.roster_check(team, describe(report))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    async with unit_of_work(services, at=services.clock(), actor="teams:roster-sync") as work:
+        for lead in await staff_with_roles(work.session, services.framework.qa_roles):
+            # The same report is not sent twice (Teams sends two events per install).
+            await work.tell(Message(text, staff_id=lead.staff_id,
+                                    dedupe_key=f"roster:{lead.staff_id}:{digest}"))
+
+
+async def import_file(services: Services, kind: str, path: Path, *, actor: str,
+                      at: datetime | None = None,
+                      progress: Progress | None = None) -> ImportReport:
+    """``qabot import staff|cases FILE``: the upsert, as of the one clock."""
+    run = import_staff if kind == "staff" else import_cases
+    return await run(services.sessions, services.framework, path, actor=actor,
+                     at=at or services.clock(), progress=progress)

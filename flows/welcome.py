@@ -1,0 +1,102 @@
+"""Install, first contact and help: what the bot does for each person's roles."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.router import Request, Router
+from bot.turn import Incoming, Reply
+from cards import messages
+from flows.roster import sync_conversation
+from qa.framework import Framework
+from qa.people import is_manager
+from store.models import Staff
+
+log = logging.getLogger(__name__)
+router = Router()
+jobs = ()
+
+
+def _is_bot_added(incoming: Incoming) -> bool:
+    if incoming.type == "installationUpdate":
+        return (incoming.action or "add").startswith("add")
+    return incoming.type == "conversationUpdate" and incoming.bot_id in incoming.members_added
+
+
+def duties_for(roles: frozenset[str], framework: Framework) -> list[str]:
+    """The messages a person with these roles gets from the bot as it is today."""
+    duties: list[str] = []
+    quota = framework.quota_for_roles(roles)
+    if quota:
+        duties.append(messages.AUDITOR_DUTY.format(n=quota))
+    if is_manager(roles):
+        duties += [messages.MANAGER_DUTY, messages.SAFEGUARDING_DUTY]
+    if roles & framework.qa_roles:
+        duties.append(messages.QA_DUTY)
+    return duties
+
+
+def help_text(request: Request, staff: Staff | None = None) -> str:
+    """Commands and messages for this person's roles (and only those)."""
+    services = request.services
+    staff = staff or request.staff
+    roles = frozenset(staff.roles or []) if staff else frozenset()
+    fw = services.framework
+    return messages.help_text(
+        known=staff is not None,
+        role_labels=[fw.roles.get(r, r) for r in sorted(roles)],
+        duties=duties_for(roles, fw),
+        commands=[(c.usage, c.summary) for c in services.router.commands_for(roles,
+                                                                             fw.qa_roles)])
+
+
+@router.command("help", summary="what I do for you and the commands you can use",
+                anywhere=True)
+async def help_command(request: Request) -> Reply:
+    return Reply.text(help_text(request))
+
+
+async def _link_from_profile(request: Request) -> Staff | None:
+    """On first 1:1 contact, link the person to their staff record by email or UPN."""
+    services, incoming = request.services, request.incoming
+    if request.staff is not None or services.teams is None or not incoming.reference:
+        return request.staff
+    member = await services.teams.member(incoming.reference, incoming.user_id)
+    if member is None:
+        return None
+    addresses = " ".join(a for a in (member.email, member.user_principal_name) if a)
+    report = await services.directory.link_members(
+        [(member.id, member.aad_object_id, addresses)], actor="teams:first-contact")
+    if report.linked:
+        await services.directory.save_conversation(
+            conversation_id=incoming.conversation_id, kind="personal",
+            service_url=incoming.service_url, tenant_id=incoming.tenant_id,
+            reference=incoming.reference, teams_user_id=incoming.user_id,
+            aad_object_id=incoming.user_aad_id)
+    return await services.directory.staff_for_user(incoming.user_id, incoming.user_aad_id)
+
+
+@router.event(_is_bot_added)
+async def on_installed(request: Request) -> Reply | None:
+    services, incoming = request.services, request.incoming
+    if incoming.conversation_type == "personal":
+        staff = await _link_from_profile(request)
+        if not await services.directory.mark_welcomed(incoming.conversation_id):
+            return None
+        return Reply(messages=[messages.GREETING + "\n\n" + help_text(request, staff)])
+    if incoming.team_id or incoming.conversation_type == "channel":
+        # Teams sends two events per install; only the first welcomes and syncs.
+        if not await services.directory.mark_welcomed(incoming.conversation_id):
+            return None
+        try:
+            await sync_conversation(services, incoming.conversation_id)
+        except Exception:
+            log.exception("roster sync after team install failed")
+        return Reply(messages=[messages.CHANNEL_WELCOME])
+    return None
+
+
+@router.event(lambda i: i.type == "message" and i.conversation_type == "personal" and not i.text
+              and not i.value)
+async def on_empty(request: Request) -> Reply | None:
+    return None

@@ -1,0 +1,68 @@
+"""The services: one frozen object holding everything a handler, job or command needs.
+
+Built once by the app factory (``qabot.app.build_services``) and never changed after: no
+field is filled in later and nothing lives in a module global. Handlers reach it as
+``request.services``, jobs as their first argument, CLI commands from the factory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from qa.calendar import WorkingCalendar
+from qa.framework import Framework
+from qabot.settings import Settings
+from store.directory import Directory
+from store.outbox import OutboxStore
+
+if TYPE_CHECKING:
+    from bot.outbox import OutboxSender
+    from bot.router import Router
+    from bot.teams import TeamsGateway
+    from qabot.metrics import Metrics
+    from scheduler.jobs import Job
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    framework: Framework
+    calendar: WorkingCalendar
+    #: The one clock: turns read it once at their start, jobs are handed their ``at``.
+    clock: Callable[[], datetime]
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    directory: Directory
+    outbox: OutboxStore
+    #: Every flow's card verbs, commands and events, combined.
+    router: Router
+    #: Every flow's scheduled jobs, by name.
+    jobs: Mapping[str, Job]
+    #: The Teams edge for proactive calls (roster, member lookups); None in a process that
+    #: only queues (most CLI commands).
+    teams: TeamsGateway | None = None
+    #: The in-process outbox sender; None where another process delivers.
+    sender: OutboxSender | None = None
+    metrics: Metrics | None = None
+
+    def outbox_queued(self) -> None:
+        """Wake the in-process sender after queueing, so delivery does not wait a poll."""
+        if self.sender is not None:
+            self.sender.notify()
+
+    async def database_ok(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self.engine.dispose()
