@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.ratelimit import RateLimiter
-from bot.turn import DeliveryError
+from bot.turn import DeliveryError, Member
 from store.directory import Directory, Target
 from store.outbox import RETRYABLE, Claimed, OutboxStore
 
@@ -28,10 +28,14 @@ log = logging.getLogger(__name__)
 
 #: Answers that say the connector did not take the call: it used none of the rate budget.
 REFUSED = frozenset({429, 503})
+#: How long a person not found on any roster is not looked for again.
+LOOKUP_AGAIN_SECONDS = 600.0
 
 
 class Messenger(Protocol):
     async def send(self, reference: dict[str, Any], message: str | dict[str, Any]) -> str: ...
+
+    async def member(self, reference: dict[str, Any], user_id: str) -> Member | None: ...
 
     async def create_personal(
         self, *, service_url: str, tenant_id: str | None, bot_id: str, user_id: str,
@@ -78,6 +82,7 @@ class OutboxSender:
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._retry_due: list[float] = []  # monotonic times retried messages fall due
+        self._not_found: dict[str, float] = {}  # staff id -> monotonic time last looked for
         self.stats = SenderStats()
 
     def _next_wait(self) -> float:
@@ -137,9 +142,40 @@ class OutboxSender:
 
     async def _target(self, item: Claimed) -> Target | None:
         if item.staff_id is not None:
-            return await self._directory.target_for_staff(item.staff_id)
+            target = await self._directory.target_for_staff(item.staff_id)
+            if target is None:
+                target = await self._look_up(item.staff_id)
+            return target
         assert item.conversation_id is not None
         return await self._directory.target_for_conversation(item.conversation_id)
+
+    async def _look_up(self, staff_id: str) -> Target | None:
+        """Someone not linked to Teams yet: look for them (by email, which Teams accepts as
+        a member id) on the roster of every team the bot is in, and link them if found.
+
+        Not found: not looked for again for a while, so a fan-out to many unlinked people
+        does not turn into a roster call per message.
+        """
+        seen = self._not_found.get(staff_id)
+        if seen is not None and time.monotonic() - seen < LOOKUP_AGAIN_SECONDS:
+            return None
+        staff = await self._directory.staff(staff_id)
+        if staff is None or not staff.active or not staff.email:
+            return None
+        for conv in await self._directory.team_conversations():
+            await self._limiter.acquire(f"lookup:{conv.id}")
+            member = await self._messenger.member(conv.reference, staff.email)
+            if member is None:
+                continue
+            addresses = " ".join(a for a in (member.email, member.user_principal_name) if a)
+            await self._directory.link_members([(member.id, member.aad_object_id, addresses)],
+                                               actor="outbox:lookup")
+            target = await self._directory.target_for_staff(staff_id)
+            if target is not None:
+                log.info("linked on demand from a team roster", extra={"staff_id": staff_id})
+                return target
+        self._not_found[staff_id] = time.monotonic()
+        return None
 
     async def _deliver(self, item: Claimed) -> bool:
         """Deliver one message; False when it was put back for a retry."""
@@ -216,4 +252,5 @@ class OutboxSender:
     async def _fail(self, item: Claimed, reason: str) -> None:
         self.stats.failed += 1
         log.warning("outbox message %s failed: %s", item.id, reason)
-        await self._outbox.mark_failed(item.id, reason)
+        if await self._outbox.mark_failed(item.id, reason):
+            self.notify()  # its fallback messages go out now, not at the next poll

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from cards.common import SCHEMA_VERSION, fmt_date, long_date
+from cards.common import card as _card
+from cards.common import facts as _facts
+from cards.common import fmt_date, long_date
+from cards.common import heading as _heading
+from cards.common import plural as _plural
+from cards.common import text as _text
 from cards.payloads import OpenAudit
 from qa.periods import month_name
 
@@ -107,37 +112,12 @@ class CompletionView:
     month: date
     as_of: date
     rows: tuple[CompletionRow, ...]
+    # Re-audits owed (SPEC R9): (case ref, grade label, due date), for the QA team 1:1.
+    reaudits_overdue: tuple[tuple[str, str, date], ...] = ()
+    reaudits_due: tuple[tuple[str, str, date], ...] = ()  # due by the end of the month
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    card: dict[str, Any] = {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": SCHEMA_VERSION,
-        "body": body,
-    }
-    if actions:
-        card["actions"] = actions
-    return card
-
-
-def _heading(text: str) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": text, "size": "Large", "weight": "Bolder", "wrap": True}
-
-
-def _text(text: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "TextBlock", "text": text, "wrap": True, **extra}
-
-
-def _facts(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    return {"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in pairs]}
-
-
-def _plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def _reason(case: AllocatedCase) -> str:
@@ -280,4 +260,16 @@ def completion_card(view: CompletionView) -> dict[str, Any]:
                          str(sum(r.overdue for r in view.rows))], True))
     else:
         body.append(_text("No audits are allocated for this month yet."))
+    if view.reaudits_overdue or view.reaudits_due:
+        body.append(_text("Re-audits", weight="Bolder", spacing="Large"))
+        for title, items in ((f"Overdue ({len(view.reaudits_overdue)})", view.reaudits_overdue),
+                             (f"Due by the end of {month_name(view.month)} "
+                              f"({len(view.reaudits_due)})", view.reaudits_due)):
+            if items:
+                shown = "\n".join(f"- {ref}: {grade}, due {fmt_date(due)}"
+                                   for ref, grade, due in items[:20])
+                more = f"\n- ... and {len(items) - 20} more" if len(items) > 20 else ""
+                body += [_text(title, spacing="Small"), _text(shown + more, size="Small")]
+        body.append(_text("The monthly allocation takes due re-audits first.", isSubtle=True,
+                          size="Small"))
     return _card(body)

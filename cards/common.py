@@ -7,6 +7,7 @@ card can be snapshot-tested and validated against the Teams target in tests.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -47,6 +48,45 @@ def teams_findings(card: dict[str, Any]) -> list[str]:
     if result.is_ok():
         return []
     return [f"{f.failure.value}: {f.message}" for f in validator.details()]
+
+
+# ---------------------------------------------------------------------------- building blocks
+# Cards are plain dicts built from these (the audit form uses adaptive-cards-py's typed
+# elements for its many inputs; both end as the same JSON, checked by teams_findings).
+
+
+def card(body: list[dict[str, Any]], actions: list[dict[str, Any]] | None = None
+         ) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": SCHEMA_VERSION,
+        "body": body,
+    }
+    if actions:
+        out["actions"] = actions
+    return out
+
+
+def heading(text: str, size: str = "Large") -> dict[str, Any]:
+    return {"type": "TextBlock", "text": text, "size": size, "weight": "Bolder", "wrap": True}
+
+
+def text(value: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "TextBlock", "text": value, "wrap": True, **extra}
+
+
+def facts(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    return {"type": "FactSet", "facts": [{"title": t, "value": v} for t, v in pairs]}
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def execute(title: str, verb: str, data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An Action.Execute button carrying a packed payload (cards/payloads.py)."""
+    return {"type": "Action.Execute", "title": title, "verb": verb, "data": data, **extra}
 
 
 def notice_card(text: str) -> dict[str, Any]:

@@ -9,12 +9,14 @@ references and names only where the message goes 1:1 to someone entitled to them
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
 from types import MappingProxyType
 from typing import Final
 
 from qa.errors import Code, DomainError
 
 __all__ = [
+    "ACTIONS_DUTY",
     "AUDITOR_DUTY",
     "CHANNEL_WELCOME",
     "DELEGATE_USAGE",
@@ -55,6 +57,25 @@ ERROR_TEXT: Final[Mapping[Code, str]] = MappingProxyType({
                              "team's cases. Please name someone else."),
     Code.CASE_NOT_FOUND: "I cannot find case {case_ref}.",
     Code.STAFF_EMAIL_UNKNOWN: "No current member of staff has the email {email}.",
+    Code.NOT_STAFF: ("I do not recognise you as a member of staff, so I cannot do that. "
+                     "Nothing was changed."),
+    Code.ACTION_NOT_FOUND: "I cannot find that action. Nothing was changed.",
+    Code.ACTION_NOT_YOURS: ("Only the action's owner, their line of management or the QA team "
+                            "can do that. Nothing was changed."),
+    Code.EXTENSION_NOT_YOURS: ("Only the owner's line of management or the QA team can decide "
+                               "on more time. Nothing was changed."),
+    Code.EXTENSION_DATE: ("Please give a new due date after {due} and within a year. Nothing "
+                          "was changed."),
+    Code.EXTENSION_REASON: "Please say why more time is needed. Nothing was changed.",
+    Code.PART_B_NOT_FOUND: ("I have no Part B waiting from you for that audit. Nothing was "
+                            "changed."),
+    Code.ALERT_NOT_FOUND: "I cannot find that safeguarding alert. Nothing was changed.",
+    Code.ALERT_NOT_YOURS: ("Only the managers told about this concern, their line of "
+                           "management or the QA team can acknowledge it. Nothing was changed."),
+    Code.REMEDIAL_NOT_FOUND: "I cannot find that remedial plan. Nothing was changed.",
+    Code.REMEDIAL_NOT_YOURS: ("Only the people asked for the remedial plan or the QA team can "
+                              "record it. Nothing was changed."),
+    Code.REMEDIAL_PLAN_EMPTY: "Please write the remedial plan before recording it.",
     Code.BAD_PAYLOAD: ("Sorry, that button did not work ({problem}). Nothing was changed. "
                        "Please open it again from the message it came in."),
     Code.UNKNOWN_VERB: "That button is no longer supported. Type **help**.",
@@ -103,14 +124,27 @@ def not_for_you(usage: str, who: str) -> str:
 # ---------------------------------------------------------------------------- welcome, help
 
 # What the bot sends a person today, by what they do. Derived from the framework (who
-# audits, who is in the QA team), so help never promises a message that is not sent.
+# audits, who is in the QA team, who is asked for remedial plans) and the line of
+# management, so help never promises a message that is not sent.
 AUDITOR_DUTY: Final = ("your monthly audit allocation ({n} a month) with the audit form, and "
                        "a reminder before the deadline")
+FINDINGS_DUTY: Final = ("the findings of audits of cases you hold or manage, with your response "
+                        "(Part B) to record on the card")
+ACTIONS_DUTY: Final = ("a reminder before an action you own is due and a nudge when it is "
+                       "overdue, with buttons to mark it done or ask for more time (never more "
+                       "than one such message a day; **my actions** lists them)")
 MANAGER_DUTY: Final = "a note when someone you manage has not submitted an audit by its deadline"
+ESCALATION_DUTY: Final = ("overdue actions in the teams you manage as they climb the escalation "
+                          "ladder, and requests for more time to approve or refuse")
 SAFEGUARDING_DUTY: Final = ("at once, any serious safeguarding concern an auditor raises about a "
-                            "case in a team you manage")
-QA_DUTY: Final = ("allocation summaries and Teams roster reports; **status** shows completion "
-                  "per team")
+                            "case in a team you manage, to acknowledge")
+TRACKING_DUTY: Final = ("each week, the cases graded below Good that you track until an audit "
+                        "grades them Good or better")
+REMEDIAL_DUTY: Final = ("Inadequate and Requires Improvement audits, for a remedial plan within "
+                        "the framework's days")
+QA_DUTY: Final = ("allocation summaries, copies of findings, Teams roster reports and any "
+                  "safeguarding alert that could not be delivered; **status** shows completion "
+                  "per team and re-audits due")
 NO_DUTY: Final = ("Audits of your cases are recorded by the auditors; in this version I do not "
                   "send you messages about them.")
 
@@ -158,22 +192,157 @@ def draft_saved(at: str, deadline: str) -> str:
     return (f"Draft saved {at}. You can close this and come back to it before {deadline}.")
 
 
-def audit_thanks(first_name: str, case_ref: str, *, safeguarding: bool) -> str:
-    """After a submit, in the auditor's 1:1 chat."""
+def audit_thanks(first_name: str, case_ref: str, notes: Sequence[str] = ()) -> str:
+    """After a submit, in the auditor's 1:1 chat: recorded, and what was queued for whom."""
     text = (f"Thank you{', ' + first_name if first_name else ''}. Your audit of case "
             f"{case_ref} is submitted and recorded. If anything in it needs correcting now, "
             "please ask the QA team.")
-    if safeguarding:
-        text += (" I have sent the safeguarding concern to the case's team manager and their "
-                 "manager now.")
-    return text
+    return "\n\n".join([text, *notes])
 
 
-def safeguarding_alert(case_ref: str, auditor_name: str | None, details: str) -> str:
-    """SPEC R6: 1:1 to the case's team managers and their managers, at once."""
-    return (f"**Serious safeguarding concern** raised in the audit of case {case_ref} by "
-            f"{auditor_name or 'the auditor'}: {details}\n\nPlease act on it now and record "
-            "what was done on the child's record.")
+def names(people: Sequence[str]) -> str:
+    """'Tia', 'Tia and Ted', 'Tia, Ted and Sue'."""
+    if len(people) <= 1:
+        return "".join(people)
+    return ", ".join(people[:-1]) + " and " + people[-1]
+
+
+# ---------------------------------------------------------------------------- findings, Part B
+
+
+def _day(d: date) -> str:
+    return f"{d:%a} {d.day} {d:%b %Y}"
+
+
+def findings_queued(recipients: Sequence[str], due: date) -> str:
+    if not recipients:
+        return ("Nobody is recorded as the case's social worker or team manager, so I have "
+                "queued the findings for the QA team only.")
+    return (f"I have queued the findings for {names(recipients)}, asking for their response "
+            f"(Part B) by {_day(due)}, with a copy to the QA team.")
+
+
+def findings_copy_note(recipients: Sequence[str], due: date) -> str:
+    if not recipients:
+        return "Copy for the QA team: nobody is recorded as this case's social worker or manager."
+    return (f"Copy for the QA team: {names(recipients)} have been asked for Part B by "
+            f"{_day(due)}.")
+
+
+def part_b_recorded(case_ref: str) -> str:
+    return f"Your Part B for case {case_ref} is recorded. Thank you."
+
+
+def part_b_in(who: str, relation: str, case_ref: str, agrees: bool) -> str:
+    stance = "agrees with the findings" if agrees else "disagrees with the findings"
+    return (f"Part B is in from {who} ({relation}) for your audit of case {case_ref}: "
+            f"{stance}.")
+
+
+# ---------------------------------------------------------------------------- actions
+
+_STATE_WORDS: Final = {"done": "already done", "cancelled": "cancelled",
+                       "extension_requested": "already waiting for a decision on more time"}
+TEAM_ACTIONS_NOBODY: Final = ("Nobody reports to you in the staff list, so there are no team "
+                              "actions to show. Type **my actions** for your own.")
+
+
+def action_done(what: str, case_ref: str) -> str:
+    return f"Done: {what} (case {case_ref}). Recorded."
+
+
+def action_already(what: str, case_ref: str, status: str, by: str | None) -> str:
+    words = _STATE_WORDS.get(status, f"{status}, so nothing was changed")
+    who = f" (by {by})" if by and status == "done" else ""
+    return f"{what} (case {case_ref}) is {words}{who}. Nothing was changed."
+
+
+def more_time_asked(what: str, case_ref: str, new_due: date) -> str:
+    return (f"Asked for more time on {what} (case {case_ref}), to {_day(new_due)}. Your "
+            "manager has been asked to decide; until then the old date stands.")
+
+
+def more_time_heading(owner: str) -> str:
+    return f"{owner} asks for more time"
+
+
+def more_time_decided(by: str, what: str, case_ref: str, approve: bool,
+                      new_due: date | None) -> str:
+    if approve and new_due is not None:
+        return (f"{by} gave you more time on {what} (case {case_ref}): it is now due "
+                f"{_day(new_due)}.")
+    return (f"{by} did not give more time on {what} (case {case_ref}): the original due date "
+            "stands.")
+
+
+def more_time_decision(what: str, case_ref: str, approve: bool) -> str:
+    word = "Approved" if approve else "Refused"
+    return f"{word}: more time on {what} (case {case_ref}). The owner has been told."
+
+
+def more_time_no_request(what: str, case_ref: str) -> str:
+    return (f"There is no request for more time waiting on {what} (case {case_ref}) any more. "
+            "Nothing was changed.")
+
+
+def team_actions_heading(n: int) -> str:
+    return f"Open actions in the teams you manage ({n})"
+
+
+# ---------------------------------------------------------------------------- remedial
+
+
+def remedial_queued(grade: str, recipients: Sequence[str], due: date) -> str:
+    if not recipients:
+        return (f"The {grade} grade needs a remedial plan, but nobody holds the roles asked "
+                "for it in the staff list: please tell the QA team.")
+    return (f"The {grade} grade has been queued for {names(recipients)} for a remedial plan by "
+            f"{_day(due)}; the case is tracked until an audit grades it Good or better.")
+
+
+def tracking_closed(case_ref: str, grade: str) -> str:
+    return f"Case {case_ref} is now graded {grade}, so it leaves the tracking-to-Good list."
+
+
+def remedial_plan_in(by: str, case_ref: str) -> str:
+    return f"{by} recorded the remedial plan for case {case_ref}."
+
+
+def remedial_recorded(case_ref: str) -> str:
+    return f"The remedial plan for case {case_ref} is recorded. Thank you."
+
+
+# ---------------------------------------------------------------------------- safeguarding
+
+
+def alert_queued(recipients: Sequence[str], ack_hours: int) -> str:
+    """To the auditor: queued, not sent; what happens if nobody acknowledges."""
+    return (f"I have queued the safeguarding alert for {names(recipients)}. I will tell you at "
+            "once if it cannot be delivered, and if nobody acknowledges it within "
+            f"{ack_hours} working hour{'s' if ack_hours != 1 else ''} it goes to the next "
+            "manager up.")
+
+
+def alert_undelivered(case_ref: str, recipient: str) -> str:
+    """To the auditor, the QA leads (and with the alert, the next manager up)."""
+    return (f"**Not delivered:** the safeguarding alert about case {case_ref} could not be "
+            f"delivered to {recipient} in Teams. Please make sure they know about it now, "
+            "another way.")
+
+
+def alert_acknowledged(by: str, case_ref: str, at: datetime) -> str:
+    return (f"{by} acknowledged the safeguarding concern you raised about case {case_ref} at "
+            f"{at:%H:%M} on {at.day} {at:%b %Y}.")
+
+
+def alert_escalated_note(told: Sequence[str], ack_hours: int) -> str:
+    return (f"Not acknowledged by {names(told) or 'the case managers'} within {ack_hours} "
+            "working hours, so it has come to you.")
+
+
+def alert_escalated_to_auditor(case_ref: str, recipients: Sequence[str], ack_hours: int) -> str:
+    return (f"Nobody acknowledged the safeguarding concern about case {case_ref} within "
+            f"{ack_hours} working hours, so I have queued it for {names(recipients)}.")
 
 
 # ---------------------------------------------------------------------------- delegation

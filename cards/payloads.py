@@ -29,8 +29,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 from cards.messages import payload_problem
 from qa.errors import Code, Refused
 
-__all__ = ["ID_MAX", "TEXT_MAX", "OpenAudit", "Payload", "PayloadError", "SaveDraft",
-           "SubmitAudit"]
+__all__ = ["ID_MAX", "TEXT_MAX", "AcknowledgeAlert", "ActionDone", "AskMoreTime",
+           "DecideMoreTime", "OpenAudit", "Payload", "PayloadError", "RecordPlan", "SaveDraft",
+           "ShowMyActions", "SubmitAudit", "SubmitPartB"]
 
 P = TypeVar("P", bound="Payload")
 
@@ -158,3 +159,47 @@ class SaveDraft(Payload):
 class SubmitAudit(Payload):
     verb: ClassVar[str] = "audit.submit"
     audit_id: int
+
+
+@dataclass(frozen=True)
+class AcknowledgeAlert(Payload):
+    verb: ClassVar[str] = "safeguarding.ack"
+    alert_id: int
+
+
+@dataclass(frozen=True)
+class SubmitPartB(Payload):
+    verb: ClassVar[str] = "partb.submit"
+    audit_id: int
+    where: Literal["todo"] | None = None  # clicked on the to-do list, not the findings
+
+
+@dataclass(frozen=True)
+class ActionDone(Payload):
+    verb: ClassVar[str] = "action.done"
+    action_id: int
+
+
+@dataclass(frozen=True)
+class AskMoreTime(Payload):
+    verb: ClassVar[str] = "action.more_time"
+    action_id: int
+
+
+@dataclass(frozen=True)
+class DecideMoreTime(Payload):
+    verb: ClassVar[str] = "action.decide"
+    action_id: int
+    decision: Literal["approve", "refuse"]
+
+
+@dataclass(frozen=True)
+class RecordPlan(Payload):
+    verb: ClassVar[str] = "remedial.plan"
+    remedial_id: int
+    where: Literal["todo"] | None = None
+
+
+@dataclass(frozen=True)
+class ShowMyActions(Payload):
+    verb: ClassVar[str] = "actions.mine"

@@ -148,7 +148,7 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _case_info(framework: Framework, row: CaseHistory) -> CaseInfo:
+def case_info(framework: Framework, row: CaseHistory) -> CaseInfo:
     """What the allocator needs to know about a case, from its audit history."""
     zone = framework.zone
     last_audited: date | None = None
@@ -196,7 +196,7 @@ async def plan_monthly(
     auditors = [Auditor(s.staff_id, str(s.team_id) if s.team_id is not None else NO_TEAM, quota)
                 for s in inputs.staff if (quota := framework.quota_for_roles(s.roles)) > 0]
     qa_leads = tuple(s.staff_id for s in inputs.staff if framework.qa_roles.intersection(s.roles))
-    cases = [_case_info(framework, c) for c in inputs.cases if c.area in framework.areas]
+    cases = [case_info(framework, c) for c in inputs.cases if c.area in framework.areas]
     case_team = {c.case_ref: c.team_id for c in inputs.cases if c.area in framework.areas}
     slots = sum(a.quota for a in auditors)
     request = AllocationRequest(
@@ -322,6 +322,19 @@ def _outcome_from_run(run: AllocationRun) -> MonthlyOutcome:
         shortfalls=tuple(s.get("shortfalls", [])),
         unreachable=tuple((i, n) for i, n in s.get("unreachable", [])),
     )
+
+
+async def reaudits_owed(session: AsyncSession, framework: Framework,
+                        month: date) -> list[tuple[str, str, date]]:
+    """Open cases owed a re-audit (their latest grade's ``reaudit_months`` after its audit,
+    none allocated since), by due date: the same rule the allocator uses."""
+    inputs = await stored.allocation_inputs(session, month_key(month))
+    out = []
+    for row in inputs.cases:
+        info = case_info(framework, row)
+        if info.reaudit_due_on is not None and row.latest_grade is not None:
+            out.append((row.case_ref, row.latest_grade, info.reaudit_due_on))
+    return sorted(out, key=lambda x: (x[2], x[0]))
 
 
 async def run_for_month(sessions: async_sessionmaker[AsyncSession],

@@ -1,10 +1,10 @@
-"""The audit form (SPEC R5, R6 first part): open, save a draft, submit.
+"""The audit form (SPEC R5): open, save a draft, submit.
 
 Card actions answer with a card that replaces the clicked one in place (Action.Execute),
 so every outcome here is a card: the form (with entries kept and errors by their fields)
 or the read-only summary; a refusal is raised as a code and worded by the turn handler.
-A submitted audit with a serious safeguarding concern alerts the case's managers in the
-submit's own transaction, so a recorded concern is never left unannounced.
+What follows a submit (findings, Part B, the safeguarding alert, remedial plans) belongs to
+the flows that own it and runs in the submit's own transaction (``on_audit_submitted``).
 Logs carry audit ids only, never entries or case details.
 """
 
@@ -27,16 +27,14 @@ from cards.audit_form import (
 )
 from cards.common import fmt_date, fmt_datetime
 from cards.payloads import OpenAudit, SaveDraft, SubmitAudit
-from flows.base import Work, today, unit_of_work
+from flows.base import Submitted, today, unit_of_work
 from qa import form_rules as fr
 from qa.errors import Code, Conflict, NotAllowed
 from qa.framework import Framework, Tool
 from qa.people import LineOfManagement
 from store import audits as stored
 from store.audits import SUBMITTED, SubmittedAudit
-from store.directory import staff_with_roles
-from store.models import Audit, Case, Staff
-from store.outbox import Message
+from store.models import Audit, Case
 
 if TYPE_CHECKING:
     from qabot.services import Services
@@ -80,10 +78,12 @@ class FormContext:
 
 @dataclass(frozen=True)
 class SubmitOutcome:
-    """``created`` is False when the audit had already been submitted (a replay)."""
+    """``created`` is False when the audit had already been submitted (a replay); ``notes``
+    are what the features that follow a submit tell the auditor ("queued for ...")."""
 
     created: bool
     result: SubmittedAudit
+    notes: tuple[str, ...] = ()
 
 
 def may_act(audit: Audit, staff_id: str | None) -> bool:
@@ -225,44 +225,29 @@ def _entries(services: Services, fc: FormContext, data: dict[str, Any]) -> dict[
 
 async def submit(services: Services, audit_id: int, actor: str | None, submission: fr.Submission,
                  *, at: datetime | None = None) -> SubmitOutcome:
-    """Record a valid audit once, with its safeguarding alert; a replay creates nothing.
+    """Record a valid audit once, with everything that follows it; a replay creates nothing.
 
     The permission is checked again inside the transaction (the delegate may have changed
     since the form was opened), and a conditional update lets exactly one of many
-    concurrent submits win.
+    concurrent submits win. The features that follow a submit (findings and Part B, the
+    safeguarding alert, remedial plans: each flow's ``on_audit_submitted``) run in the same
+    unit of work, so what they queue is committed with the audit or not at all.
     """
     at = at or services.clock()
+    notes: list[str] = []
     async with unit_of_work(services, at=at, actor=str(actor)) as work:
         audit, case = await stored.audit_and_case(work.session, audit_id)
         if not may_act(audit, actor):
             raise NotAllowed(Code.AUDIT_NOT_YOURS)
         assert actor is not None
-        created = await stored.submit(work.session, audit, submission, actor=actor, at=at)
-        if created and submission.safeguarding:
-            await _alert_safeguarding(services, work, audit_id, case, actor, submission)
+        action_ids = await stored.submit(work.session, audit, submission, actor=actor, at=at)
+        if action_ids is not None:
+            done = Submitted(audit, case, submission, tuple(action_ids), actor)
+            for hook in services.submit_hooks:
+                notes += await hook(services, work, done)
     async with services.sessions() as session:
-        return SubmitOutcome(created, await stored.submitted_audit(session, audit_id))
-
-
-async def _alert_safeguarding(services: Services, work: Work, audit_id: int, case: Case,
-                              actor: str, submission: fr.Submission) -> None:
-    """SPEC R6: the case's managers, and the rung above them, are told at once, 1:1.
-
-    With nobody to tell (no managers on record), the QA team is told instead.
-    """
-    line = LineOfManagement(await stored.people_around_case(work.session, case))
-    managers = line.case_managers(case.team_id, case.social_worker_id)
-    ids = sorted(p.staff_id for p in [*managers, *line.next_rung(managers)])
-    if not ids:
-        ids = [s.staff_id for s in await staff_with_roles(work.session,
-                                                          services.framework.qa_roles)]
-    auditor = await work.session.get(Staff, actor)
-    text = messages.safeguarding_alert(case.case_ref, auditor.name if auditor else None,
-                                       submission.safeguarding_details)
-    for staff_id in ids:
-        await work.tell(Message(text, staff_id=staff_id,
-                                dedupe_key=f"safeguarding:{audit_id}:{staff_id}"))
-    work.log("safeguarding.alerted", "audit", str(audit_id), after={"recipients": ids})
+        return SubmitOutcome(action_ids is not None,
+                             await stored.submitted_audit(session, audit_id), tuple(notes))
 
 
 # ---------------------------------------------------------------------------- card actions
@@ -325,6 +310,5 @@ async def submit_audit(request: Request, ask: SubmitAudit) -> Reply:
     log.info("audit submitted", extra={"audit_id": ask.audit_id,
                                        "actions": len(submission.actions)})
     first = (request.staff.name.split() or [""])[0] if request.staff else ""
-    thanks = messages.audit_thanks(first, loaded.audit.case_ref,
-                                   safeguarding=submission.safeguarding)
+    thanks = messages.audit_thanks(first, loaded.audit.case_ref, outcome.notes)
     return Reply(card=card, messages=[thanks])

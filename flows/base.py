@@ -8,7 +8,7 @@ sender is woken so delivery does not wait for its next poll.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from qa.form_rules import Submission
 from qa.periods import local_date
 from store.audit_log import record
+from store.models import Audit, Case
 from store.outbox import Message, queue_in
 
 if TYPE_CHECKING:
@@ -65,3 +67,21 @@ async def unit_of_work(services: Services, *, at: datetime, actor: str) -> Async
 def today(services: Services, at: datetime) -> date:
     """The council's calendar date at ``at``: due dates and deadlines are local dates."""
     return local_date(at, services.framework.zone)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """An audit just recorded, as the features that follow a submit see it."""
+
+    audit: Audit
+    case: Case
+    submission: Submission
+    action_ids: tuple[int, ...]
+    actor: str
+
+
+#: What a flow may do when an audit is submitted, inside the submit's own unit of work (so
+#: the findings, alerts and plans it queues commit with the audit, or not at all). It
+#: returns lines for the auditor's confirmation ("queued for ..."), in the order run.
+SubmitHook = Callable[["Services", Work, Submitted], Awaitable[list[str]]]
+

@@ -21,9 +21,10 @@ from cards.allocation import (
     reminder_card,
 )
 from cards.common import long_date
+from flows.allocation import reaudits_owed
 from flows.base import today, unit_of_work
 from qa.people import LineOfManagement
-from qa.periods import first_of_month, month_key
+from qa.periods import first_of_month, month_key, month_last_day
 from scheduler.jobs import Job
 from store.completion import PendingAudit, completion_by_team, overdue_audits, unsubmitted_due_on
 from store.directory import people
@@ -106,9 +107,22 @@ async def status_command(request: Request) -> Reply:
     month = first_of_month(day)
     async with services.sessions() as session:
         rows = await completion_by_team(session, month_key(month), day)
-    log.info("status shown", extra={"staff_id": request.actor, "teams": len(rows)})
-    view = CompletionView(month, day, tuple(CompletionRow(r.team, r.allocated, r.submitted,
-                                                          r.draft, r.overdue) for r in rows))
+        owed = await reaudits_owed(session, services.framework, month)
+    log.info("status shown", extra={"staff_id": request.actor, "teams": len(rows),
+                                    "reaudits": len(owed)})
+    end = month_last_day(month)
+
+    def label(key: str) -> str:
+        try:
+            return services.framework.grade(key).label
+        except KeyError:
+            return key
+
+    view = CompletionView(
+        month, day,
+        tuple(CompletionRow(r.team, r.allocated, r.submitted, r.draft, r.overdue) for r in rows),
+        reaudits_overdue=tuple((ref, label(g), due) for ref, g, due in owed if due < day),
+        reaudits_due=tuple((ref, label(g), due) for ref, g, due in owed if day <= due <= end))
     return Reply(messages=[completion_card(view)])
 
 

@@ -24,13 +24,26 @@ def _is_bot_added(incoming: Incoming) -> bool:
 
 
 def duties_for(roles: frozenset[str], framework: Framework) -> list[str]:
-    """The messages a person with these roles gets from the bot as it is today."""
+    """The messages a person with these roles gets from the bot as it is today.
+
+    Findings and actions go to the case's social worker and its managers (flows/findings.py
+    and the owners the audit form offers); escalations, the overdue-audit note and
+    safeguarding alerts to managers; tracking lists to service managers (flows/nudges.py);
+    remedial plans to the framework's remedial roles (flows/remedial.py).
+    """
     duties: list[str] = []
     quota = framework.quota_for_roles(roles)
     if quota:
         duties.append(messages.AUDITOR_DUTY.format(n=quota))
-    if is_manager(roles):
-        duties += [messages.MANAGER_DUTY, messages.SAFEGUARDING_DUTY]
+    manager = is_manager(roles)
+    if manager or "social_worker" in roles:
+        duties += [messages.FINDINGS_DUTY, messages.ACTIONS_DUTY]
+    if manager:
+        duties += [messages.MANAGER_DUTY, messages.ESCALATION_DUTY, messages.SAFEGUARDING_DUTY]
+    if "service_manager" in roles:
+        duties.append(messages.TRACKING_DUTY)
+    if roles & set(framework.escalation.remedial_roles):
+        duties.append(messages.REMEDIAL_DUTY)
     if roles & framework.qa_roles:
         duties.append(messages.QA_DUTY)
     return duties

@@ -33,6 +33,20 @@ class Code(StrEnum):
     DELEGATE_OWN_TEAM = "delegate.own_team"
     CASE_NOT_FOUND = "case.not_found"
     STAFF_EMAIL_UNKNOWN = "staff.email_unknown"
+    # actions
+    NOT_STAFF = "staff.not_recognised"
+    ACTION_NOT_FOUND = "action.not_found"
+    ACTION_NOT_YOURS = "action.not_yours"
+    EXTENSION_NOT_YOURS = "action.extension_not_yours"
+    EXTENSION_DATE = "action.extension_date"
+    EXTENSION_REASON = "action.extension_reason"
+    # Part B, safeguarding, remedial plans
+    PART_B_NOT_FOUND = "part_b.not_found"
+    ALERT_NOT_FOUND = "safeguarding.not_found"
+    ALERT_NOT_YOURS = "safeguarding.not_yours"
+    REMEDIAL_NOT_FOUND = "remedial.not_found"
+    REMEDIAL_NOT_YOURS = "remedial.not_yours"
+    REMEDIAL_PLAN_EMPTY = "remedial.plan_empty"
     # the Teams edge
     BAD_PAYLOAD = "payload.bad"
     UNKNOWN_VERB = "payload.unknown_verb"

@@ -110,6 +110,8 @@ class Escalation:
     safeguarding_ack_hours: int
     action_reminder_working_days: int
     remedial_roles: tuple[str, ...] = DEFAULT_REMEDIAL_ROLES
+    #: Working days the social worker and team manager have to record Part B.
+    part_b_working_days: int = 10
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,9 @@ class CalendarConfig:
 
     region: str
     extra_closures: tuple[date, ...]
+    #: The working day's hours: safeguarding acknowledgement time counts only these.
+    day_starts: time = time(9, 0)
+    day_ends: time = time(17, 0)
 
 
 @dataclass(frozen=True)

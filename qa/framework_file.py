@@ -76,6 +76,7 @@ _DEFAULT_ALWAYS_MODERATE: Final = ("inadequate",)
 _KEY_RE: Final = re.compile(r"^[a-z][a-z0-9_]*$")
 _TIME_RE: Final = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _DATE_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_HOURS_RE: Final = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\s*-\s*([01]?\d|2[0-3]):([0-5]\d)$")
 _BARE_KEY_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
 _TOML_POS_RE: Final = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END_RE: Final = re.compile(r"\s*\(at end of document\)\s*$")
@@ -801,7 +802,7 @@ class _Validator:
             path,
             (
                 "ladder", "step_days", "remedial_days", "remedial_roles",
-                "safeguarding_ack_hours", "action_reminder_working_days",
+                "safeguarding_ack_hours", "action_reminder_working_days", "part_b_working_days",
             ),
         )  # fmt: skip
         ladder = self.key_list(
@@ -827,6 +828,9 @@ class _Validator:
                 section, "action_reminder_working_days", path, 2, minimum=0, maximum=30
             ),
             remedial_roles=remedial_roles,
+            part_b_working_days=self.integer(
+                section, "part_b_working_days", path, 10, minimum=1, maximum=60
+            ),
         )
 
     def moderation(self, data: Mapping[str, Any], grades: Mapping[str, Grade]) -> Moderation:
@@ -847,7 +851,7 @@ class _Validator:
     def calendar(self, data: Mapping[str, Any]) -> CalendarConfig:
         path: KeyPath = ("calendar",)
         section = self.table(data, "calendar", ()) or {}
-        self.check_keys(section, path, ("region", "extra_closures"))
+        self.check_keys(section, path, ("region", "extra_closures", "working_hours"))
         region = self.text(section, "region", path, "england-and-wales")
         if region not in CALENDAR_REGIONS:
             raise self.fail(
@@ -876,7 +880,18 @@ class _Validator:
             if day in closures:
                 raise self.fail(dpath, f"{day.isoformat()} is listed twice")
             closures.append(day)
-        return CalendarConfig(region, tuple(sorted(closures)))
+        day_starts, day_ends = time(9, 0), time(17, 0)
+        if "working_hours" in section:
+            raw = section["working_hours"]
+            hours_path = (*path, "working_hours")
+            m = _HOURS_RE.match(raw.strip()) if isinstance(raw, str) else None
+            if not m:
+                raise self.fail(hours_path, f'{raw!r} is not a span of hours; write "09:00-17:00"')
+            day_starts = time(int(m.group(1)), int(m.group(2)))
+            day_ends = time(int(m.group(3)), int(m.group(4)))
+            if day_ends <= day_starts:
+                raise self.fail(hours_path, "the working day must end after it starts")
+        return CalendarConfig(region, tuple(sorted(closures)), day_starts, day_ends)
 
     def schedule(self, data: Mapping[str, Any]) -> Schedule:
         path: KeyPath = ("schedule",)
@@ -1012,7 +1027,8 @@ def describe(fw: Framework) -> str:
     remedial = ", ".join(f"{fw.grade(g).label} {d} days" for g, d in esc.remedial_days.items())
     lines.append(
         f"Escalation: {ladder}, every {esc.step_days} days; remedial action ({', '.join(esc.remedial_roles)}): "
-        f"{remedial or 'none'}; safeguarding acknowledgement within {esc.safeguarding_ack_hours} hours"
+        f"{remedial or 'none'}; safeguarding acknowledgement within {esc.safeguarding_ack_hours} "
+        f"working hours; Part B within {esc.part_b_working_days} working days"
     )
     reaudit = ", ".join(
         f"{fw.grade(g).label} within {m} months" for g, m in fw.reaudit_months.items()
@@ -1023,7 +1039,9 @@ def describe(fw: Framework) -> str:
     )
     lines.append(f"Moderation: {fw.moderation.rate:.0%} sample; always: {always or 'none'}")
     lines.append(
-        f"Calendar: {fw.calendar.region} bank holidays + {len(fw.calendar.extra_closures)} extra closures"
+        f"Calendar: {fw.calendar.region} bank holidays + {len(fw.calendar.extra_closures)} extra "
+        f"closures; working hours {_fmt_time(fw.calendar.day_starts)}-"
+        f"{_fmt_time(fw.calendar.day_ends)}"
     )
     s = fw.schedule
     lines.append(

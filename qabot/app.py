@@ -26,7 +26,21 @@ from bot.outbox import OutboxSender
 from bot.router import Router
 from bot.teams import TeamsGateway
 from bot.turn import TurnHandler
-from flows import allocation, audit_form, completion, delegation, digest, export, roster, welcome
+from flows import (
+    actions,
+    allocation,
+    audit_form,
+    completion,
+    delegation,
+    digest,
+    export,
+    findings,
+    nudges,
+    remedial,
+    roster,
+    safeguarding,
+    welcome,
+)
 from qa.calendar import WorkingCalendar
 from qa.framework import Framework
 from qa.framework_file import bundled_framework_path, load_framework
@@ -57,7 +71,8 @@ class Runtime:
 
 
 #: Every feature's module; each brings ``router`` and ``jobs``.
-FLOWS = (welcome, allocation, audit_form, delegation, completion, roster, digest, export)
+FLOWS = (welcome, allocation, audit_form, delegation, completion, roster, safeguarding, findings,
+         remedial, actions, nudges, digest, export)
 
 SERVICES = web.AppKey("services", Services)
 HANDLER = web.AppKey("turn_handler", TurnHandler)
@@ -110,6 +125,8 @@ def build_services(settings: Settings, framework: Framework | None = None, *,
         outbox=outbox,
         router=build_router(),
         jobs=job_table(job for flow in FLOWS for job in flow.jobs),
+        submit_hooks=tuple(hook for flow in FLOWS
+                           if (hook := getattr(flow, "on_audit_submitted", None)) is not None),
         teams=gateway,
         sender=outbox_sender,
         metrics=metrics,

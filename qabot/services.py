@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bot.outbox import OutboxSender
     from bot.router import Router
     from bot.teams import TeamsGateway
+    from flows.base import SubmitHook
     from qabot.metrics import Metrics
     from scheduler.jobs import Job
 
@@ -44,6 +45,8 @@ class Services:
     router: Router
     #: Every flow's scheduled jobs, by name.
     jobs: Mapping[str, Job]
+    #: Every flow's ``on_audit_submitted``, run in the submit's transaction, in FLOWS order.
+    submit_hooks: tuple[SubmitHook, ...] = ()
     #: The Teams edge for proactive calls (roster, member lookups); None in a process that
     #: only queues (most CLI commands).
     teams: TeamsGateway | None = None

@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING
 from qabot.logs import correlation_id
 
 if TYPE_CHECKING:
-    from qabot.services import Services
-
     from qa.framework import Schedule
+    from qabot.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +30,23 @@ JobFunc = Callable[["Services", datetime], Awaitable[str]]
 
 @dataclass(frozen=True)
 class Job:
-    """A job and when it runs: daily at a time of the framework's schedule.
+    """A job and when it runs: daily at a time of the framework's schedule, or every few
+    minutes (a safeguarding alert waits hours, not days).
 
-    Every job fires daily and decides as of its time whether today is its day (the monthly
-    allocation acts from its working day on), so a service that was down catches up at the
-    next run and a replay with ``--at`` is honest.
+    A job decides as of its time whether there is anything to do (the monthly allocation
+    acts from its working day on), so a service that was down catches up at the next run
+    and a replay with ``--at`` is honest.
     """
 
     name: str
     summary: str
     run: JobFunc
-    daily_at: Callable[[Schedule], time]
+    daily_at: Callable[[Schedule], time] | None = None
+    every_minutes: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.daily_at is None) == (self.every_minutes is None):
+            raise ValueError(f"job {self.name!r}: give daily_at or every_minutes")
 
 
 def job_table(jobs: Iterable[Job]) -> Mapping[str, Job]:

@@ -17,15 +17,18 @@ from apscheduler.triggers.cron import CronTrigger
 from scheduler.jobs import Job, run_job
 
 if TYPE_CHECKING:
-    from qabot.services import Services
-
     from qa.framework import Framework
+    from qabot.services import Services
 
 log = logging.getLogger(__name__)
 
 
 def trigger_for(job: Job, framework: Framework) -> BaseTrigger:
-    """Every day at the job's time of the framework's schedule, in the framework's zone."""
+    """Every day at the job's time of the framework's schedule, or every N minutes on the
+    clock (:00, :15, ...), in the framework's zone."""
+    if job.every_minutes is not None:
+        return CronTrigger(minute=f"*/{job.every_minutes}", timezone=framework.zone)
+    assert job.daily_at is not None
     at = job.daily_at(framework.schedule)
     return CronTrigger(hour=at.hour, minute=at.minute, timezone=framework.zone)
 

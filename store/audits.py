@@ -100,10 +100,11 @@ async def save_draft(session: AsyncSession, audit_id: int, values: dict[str, str
 
 
 async def submit(session: AsyncSession, audit: Audit, submission: Submission, *, actor: str,
-                 at: datetime) -> bool:
-    """Record the audit once; False when it was already submitted (nothing written)."""
+                 at: datetime) -> list[int] | None:
+    """Record the audit once, returning its new actions' ids; None when it was already
+    submitted (nothing written)."""
     if audit.status == SUBMITTED:
-        return False
+        return None
     before = {"status": audit.status}
     result = await session.execute(
         update(Audit)
@@ -114,14 +115,16 @@ async def submit(session: AsyncSession, audit: Audit, submission: Submission, *,
                 draft=None, version=Audit.version + 1)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False  # another submit won the race; this transaction wrote nothing
+        return None  # another submit won the race; this transaction wrote nothing
+    await session.refresh(audit)  # what follows a submit reads it back in this transaction
     # One executemany per table rather than a statement per row.
     await session.execute(insert(DomainGrade), [
         {"audit_id": audit.id, "domain": domain, "grade": grade}
         for domain, grade in submission.domain_grades.items()])
     action_rows: list[dict[str, Any]] = [
         {"audit_id": audit.id, "seq": a.seq, "what": a.what, "owner_id": a.owner_id,
-         "due_on": a.due_on, "priority": a.priority, "status": "open", "created_at": at}
+         "due_on": a.due_on, "first_due_on": a.due_on, "priority": a.priority,
+         "status": "open", "created_at": at, "step": -1}
         for a in submission.actions]
     action_ids = list((await session.scalars(
         insert(AuditAction).returning(AuditAction.id, sort_by_parameter_order=True),
@@ -138,7 +141,7 @@ async def submit(session: AsyncSession, audit: Audit, submission: Submission, *,
                entity_id=str(action_id),
                after={"audit_id": audit.id, "seq": row["seq"], "owner_id": row["owner_id"],
                       "due_on": row["due_on"].isoformat(), "priority": row["priority"]})
-    return True
+    return [int(i) for i in action_ids]
 
 
 async def open_audit_of_case(session: AsyncSession, case_ref: str) -> tuple[Case, Audit]:

@@ -172,6 +172,9 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column()
     sent_conversation_id: Mapped[str | None] = mapped_column(String(300))
     sent_activity_id: Mapped[str | None] = mapped_column(String(300))
+    # Messages to queue if this one cannot be delivered (a safeguarding alert's auditor,
+    # QA leads and next rung): [{"staff_id", "body", "dedupe_key"}], written by the flow.
+    fallback: Mapped[list[Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         Index("ix_outbox_due", "status", "next_attempt_at"),
@@ -259,8 +262,23 @@ class DomainGrade(Base):
                       Index("ix_domain_grades_audit_grade", "audit_id", "domain", "grade"))
 
 
-class AuditAction(Base):
-    """An action arising from an audit: what, who owns it, by when, how urgent."""
+class Chased:
+    """Columns of anything the daily nudges chase (an action, a Part B, a remedial plan).
+
+    ``reminded_on``: the day the pre-deadline reminder went; ``step``: the last rung of the
+    escalation ladder told (-1 none, 0 the owner when it went overdue, 1 the next rung...);
+    ``stepped_on``: the day that rung was told.
+    """
+
+    reminded_on: Mapped[date | None] = mapped_column(Date)
+    step: Mapped[int] = mapped_column(Integer, default=-1)
+    stepped_on: Mapped[date | None] = mapped_column(Date)
+
+
+class AuditAction(Chased, Base):
+    """An action arising from an audit: what, who owns it, by when, how urgent, and where it
+    is: open, extension_requested, extended, done or cancelled (overdue is worked out from
+    the due date, qa/chase.py)."""
 
     __tablename__ = "audit_actions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -270,10 +288,97 @@ class AuditAction(Base):
     owner_id: Mapped[str] = mapped_column(ForeignKey("staff.staff_id"), index=True)
     due_on: Mapped[date] = mapped_column(Date, index=True)
     priority: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(24), default="open", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column()
+    done_by: Mapped[str | None] = mapped_column(String(200))
+    done_note: Mapped[str | None] = mapped_column(Text)
+    first_due_on: Mapped[date | None] = mapped_column(Date)
+    # An extension asked for (and the answer): the date, why, who and when.
+    asked_due_on: Mapped[date | None] = mapped_column(Date)
+    asked_reason: Mapped[str | None] = mapped_column(Text)
+    asked_by: Mapped[str | None] = mapped_column(String(200))
+    asked_at: Mapped[datetime | None] = mapped_column()
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column()
+    decision_note: Mapped[str | None] = mapped_column(Text)
 
     # The digest reads one period's actions: raised in it, done in it, or still open.
     __table_args__ = (Index("ix_audit_actions_created_at", "created_at"),
                       Index("ix_audit_actions_done_at", "done_at"))
+
+
+class PartB(Chased, Base):
+    """The response of the case's social worker or team manager to an audit's findings
+    (Part B): asked for on submit, recorded on a card, chased when late."""
+
+    __tablename__ = "part_b"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id"), index=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.staff_id"), index=True)
+    relation: Mapped[str] = mapped_column(String(24))  # social_worker | team_manager
+    status: Mapped[str] = mapped_column(String(16), default="requested", index=True)
+    requested_at: Mapped[datetime] = mapped_column()
+    due_on: Mapped[date] = mapped_column(Date)
+    agrees: Mapped[bool | None] = mapped_column(Boolean)
+    disagree_reason: Mapped[str | None] = mapped_column(Text)
+    reflections: Mapped[str | None] = mapped_column(Text)
+    discussed_on: Mapped[date | None] = mapped_column(Date)
+    submitted_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (Index("uq_part_b_audit_staff", "audit_id", "staff_id", unique=True),)
+
+
+class SafeguardingAlert(Base):
+    """A serious safeguarding concern raised on an audit (SPEC R6): who was told, at which
+    rung of the line of management, and who acknowledged it when."""
+
+    __tablename__ = "safeguarding_alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id"), unique=True)
+    case_ref: Mapped[str] = mapped_column(ForeignKey("cases.case_ref"), index=True)
+    raised_by: Mapped[str] = mapped_column(String(200))
+    raised_at: Mapped[datetime] = mapped_column()
+    rung: Mapped[int] = mapped_column(Integer, default=0)
+    rung_at: Mapped[datetime] = mapped_column()  # when the current rung was told
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class AlertRecipient(Base):
+    """Someone told of a safeguarding alert, and at which rung."""
+
+    __tablename__ = "alert_recipients"
+    alert_id: Mapped[int] = mapped_column(ForeignKey("safeguarding_alerts.id"),
+                                          primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.staff_id"), primary_key=True)
+    rung: Mapped[int] = mapped_column(Integer)
+    told_at: Mapped[datetime] = mapped_column()
+
+
+class Remedial(Chased, Base):
+    """Grade escalation (SPEC R8, Lambeth): an Inadequate or Requires Improvement audit goes
+    to the remedial roles for a plan within the framework's days, and the case is tracked
+    until an audit grades it Good or better."""
+
+    __tablename__ = "remedial"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id"), unique=True)
+    case_ref: Mapped[str] = mapped_column(ForeignKey("cases.case_ref"), index=True)
+    grade: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column()
+    due_on: Mapped[date] = mapped_column(Date)
+    plan: Mapped[str | None] = mapped_column(Text)
+    plan_by: Mapped[str | None] = mapped_column(String(200))
+    plan_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
+    closed_by_audit_id: Mapped[int | None] = mapped_column(ForeignKey("audits.id"))
+
+
+class RemedialRecipient(Base):
+    """Who is asked for the remedial plan (the framework's remedial roles for the case)."""
+
+    __tablename__ = "remedial_recipients"
+    remedial_id: Mapped[int] = mapped_column(ForeignKey("remedial.id"), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.staff_id"), primary_key=True)
+

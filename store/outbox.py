@@ -47,10 +47,21 @@ class Message:
     conversation_id: str | None = None
     dedupe_key: str | None = None
     not_before: datetime | None = None
+    #: Queued instead if this message cannot be delivered (refused, retries exhausted, or
+    #: the person cannot be reached in Teams): who must hear that it did not arrive.
+    fallback: tuple[Message, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.staff_id is None) == (self.conversation_id is None):
             raise ValueError("a message goes to exactly one of staff_id or conversation_id")
+        if any(f.fallback for f in self.fallback):
+            raise ValueError("a fallback message has no fallback of its own")
+
+    def packed_fallback(self) -> list[dict[str, Any]] | None:
+        if not self.fallback:
+            return None
+        return [{"staff_id": f.staff_id, "conversation_id": f.conversation_id,
+                 "body": f.body, "dedupe_key": f.dedupe_key} for f in self.fallback]
 
     @property
     def recipient(self) -> str:
@@ -76,6 +87,7 @@ async def queue_in(session: AsyncSession, message: Message, *, at: datetime) -> 
         "attempts": 0,
         "next_attempt_at": message.not_before,
         "created_at": at,
+        "fallback": message.packed_fallback(),
     }
     # INSERT .. ON CONFLICT DO NOTHING rather than a savepoint: a SAVEPOINT opening a
     # transaction on SQLite is committed by its RELEASE (the driver emits no BEGIN for
@@ -219,9 +231,12 @@ class OutboxStore:
                 .values(status="pending", lease_until=None)
             )
 
-    async def mark_failed(self, message_id: int, error: str, count_attempt: bool = True) -> None:
+    async def mark_failed(self, message_id: int, error: str, count_attempt: bool = True) -> int:
+        """Give up on a message; its fallback messages (if any) are queued in the same
+        transaction. Returns how many fallback messages were queued."""
+        now = self._clock()
         async with self._sessions.begin() as session:
-            await session.execute(
+            fallback = (await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == message_id)
                 .values(
@@ -230,7 +245,14 @@ class OutboxStore:
                     attempts=OutboxMessage.attempts + (1 if count_attempt else 0),
                     last_error=error,
                 )
-            )
+                .returning(OutboxMessage.fallback)
+            )).scalar_one_or_none()
+            queued = 0
+            for f in fallback or []:
+                message = Message(f["body"], f.get("staff_id"), f.get("conversation_id"),
+                                  f.get("dedupe_key"))
+                queued += await queue_in(session, message, at=now) is not None
+            return queued
 
     async def retry_failed(self) -> int:
         """Put every failed message back in the queue (after the cause is fixed)."""

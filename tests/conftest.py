@@ -9,7 +9,7 @@ import os
 import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -109,16 +109,17 @@ def settings(db_url: str) -> Settings:
 
 
 class Clock:
-    """The services' one clock in a test: the machine's time until a test sets it."""
+    """The services' one clock in a test: the machine's time until a test sets it, then
+    running on from the time set (a stopped clock would never let a retry fall due)."""
 
     def __init__(self) -> None:
-        self.now: datetime | None = None
+        self.offset = timedelta(0)
 
     def __call__(self) -> datetime:
-        return self.now or utcnow()
+        return utcnow() + self.offset
 
     def set(self, now: datetime) -> None:
-        self.now = now
+        self.offset = now - utcnow()
 
 
 @pytest.fixture

@@ -671,7 +671,7 @@ async def test_a_safeguarding_concern_alerts_the_team_managers_and_their_manager
         "safeguarding": "true", "safeguarding_details": "Bruising seen on the last visit."}
     await click(service, SubmitAudit.verb, SubmitAudit(audit_id).pack() | values)
     async with ctx.sessions() as s:
-        alerts = {m.staff_id: m.activity["text"] for m in await s.scalars(
+        alerts = {m.staff_id: json.dumps(m.activity["card"]) for m in await s.scalars(
             select(OutboxMessage).where(OutboxMessage.dedupe_key.like("safeguarding:%")))}
         logged = [e.after for e in await s.scalars(
             select(AuditLogEntry).where(AuditLogEntry.action == "safeguarding.alerted"))]
@@ -680,7 +680,8 @@ async def test_a_safeguarding_concern_alerts_the_team_managers_and_their_manager
     assert all(CASE in t and "Bruising seen" in t for t in alerts.values())
     assert logged == [{"recipients": ["SM1", "TM1", "TM2"]}]
     thanks = fc.texts(personal_conversation_id(AUDITOR))[-1]
-    assert "sent the safeguarding concern" in thanks
+    # issue 9: the auditor is told it is queued (not sent), and for whom
+    assert "queued the safeguarding alert for Sue Service, Tia Manager and Ted Manager" in thanks
     # a replayed submit alerts nobody again
     await click(service, SubmitAudit.verb, SubmitAudit(audit_id).pack() | values)
     async with ctx.sessions() as s:

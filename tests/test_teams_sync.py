@@ -59,7 +59,8 @@ async def test_first_personal_contact_links_by_upn_and_welcomes_by_role(service)
         await service.post(activity)
     texts = fc.texts()
     assert len(texts) == 1
-    assert "Social worker" in texts[0] and "I do not send you messages" in texts[0]
+    # issue 9: a social worker is now promised the findings, Part B and their actions
+    assert "Social worker" in texts[0] and "findings of audits of cases you hold" in texts[0]
     assert (await staff_row(ctx, "S1")).teams_user_id == SW.id
 
 

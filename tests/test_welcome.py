@@ -9,13 +9,18 @@ import pytest
 from sqlalchemy import select
 
 from cards.messages import (
+    ACTIONS_DUTY,
     AUDITOR_DUTY,
     CHANNEL_WELCOME,
     DELEGATE_USAGE,
+    ESCALATION_DUTY,
+    FINDINGS_DUTY,
     MANAGER_DUTY,
     NO_DUTY,
     QA_DUTY,
+    REMEDIAL_DUTY,
     SAFEGUARDING_DUTY,
+    TRACKING_DUTY,
 )
 from store.models import Case, Staff, Team
 from tests.fakes import Team as TeamsTeam
@@ -55,14 +60,19 @@ ROLES = [
 ]
 
 # What each role is told it will receive, in the bundled Lambeth-like framework (team
-# managers audit one case a month; directors do not audit; the QA lead is in the QA team).
+# managers audit one case a month; directors do not audit but are asked for remedial plans;
+# the QA lead is in the QA team). Issue 9: social workers now get findings, Part B and
+# their actions; managers escalations and alerts to acknowledge.
 EXPECTED_DUTIES = {
-    "social_worker": [NO_DUTY],
-    "team_manager": [AUDITOR_DUTY.format(n=1), MANAGER_DUTY, SAFEGUARDING_DUTY],
+    "social_worker": [FINDINGS_DUTY, ACTIONS_DUTY],
+    "team_manager": [AUDITOR_DUTY.format(n=1), FINDINGS_DUTY, ACTIONS_DUTY, MANAGER_DUTY,
+                     ESCALATION_DUTY, SAFEGUARDING_DUTY],
     "qa_lead": [QA_DUTY],
-    "director": [MANAGER_DUTY, SAFEGUARDING_DUTY],
+    "director": [FINDINGS_DUTY, ACTIONS_DUTY, MANAGER_DUTY, ESCALATION_DUTY, SAFEGUARDING_DUTY,
+                 REMEDIAL_DUTY],
 }
-ALL_DUTIES = {NO_DUTY, AUDITOR_DUTY.format(n=1), MANAGER_DUTY, SAFEGUARDING_DUTY, QA_DUTY}
+ALL_DUTIES = {NO_DUTY, AUDITOR_DUTY.format(n=1), FINDINGS_DUTY, ACTIONS_DUTY, MANAGER_DUTY,
+              ESCALATION_DUTY, SAFEGUARDING_DUTY, TRACKING_DUTY, REMEDIAL_DUTY, QA_DUTY}
 
 
 @pytest.mark.parametrize(("role", "label"), ROLES)

@@ -902,7 +902,9 @@ class FakeConnector:
                 roster = list(self._directory.values())
         candidates = roster
         for entry in candidates:
-            if mid in (entry.get("id"), entry.get("aadObjectId")):
+            # Teams takes the 29: id, the AAD object id or the user's UPN (email) here.
+            addresses = {str(entry.get(k) or "").lower() for k in ("userPrincipalName", "email")}
+            if mid in (entry.get("id"), entry.get("aadObjectId")) or mid.lower() in addresses - {""}:
                 return web.json_response(entry)
         return self._error(404, "MemberNotFoundInConversation", "The member was not found.", None)
 
