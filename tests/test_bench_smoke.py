@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import bench_clicks, bench_fanout
+from bench import bench_clicks, bench_fanout, bench_nudges
 from bench.harness import BenchOptions, Section
 from bench.run import render
 
@@ -36,6 +36,15 @@ async def test_fanout_benchmark_delivers_everything_once(opts: BenchOptions) -> 
     assert result["outbox"]["sent"] == result["auditors"]
     assert result["connector"]["duplicates"] == 0
     assert result["elapsed_s"] > 0
+
+
+async def test_nudges_benchmark_delivers_one_card_a_person_and_replays_nothing(
+        opts: BenchOptions) -> None:
+    section = await bench_nudges.run(opts)
+    [result] = section.figures["results"]
+    assert result["messages"] > 0 and result["outbox"]["sent"] == result["messages"]
+    assert result["max_per_person"] == 1 and result["connector"]["duplicates"] == 0
+    assert result["replay_new"] == 0
 
 
 def test_results_are_assembled_from_sections(opts: BenchOptions) -> None:
