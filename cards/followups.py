@@ -8,6 +8,7 @@ the QA team); none is ever posted to a channel.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -389,9 +390,25 @@ def _more(n: int, where: str) -> list[dict[str, Any]]:
                  size="Small")] if n > 0 else []
 
 
+#: Teams refuses cards over 28 KB; leave room for the activity around the card.
+CARD_BUDGET_BYTES: Final = 26 * 1024
+
+
 def todo_card(view: TodoView) -> dict[str, Any]:
     """One person's list: their own actions, what has been escalated to them, decisions,
-    Part B and remedial plans waiting on them, and the cases they track to Good."""
+    Part B and remedial plans waiting on them, and the cases they track to Good.
+
+    A very long list shows fewer of each kind (the rest counted, with the command that
+    lists them) until the card fits Teams' size limit.
+    """
+    for most, tracked in ((MAX_ITEMS, MAX_TRACKED), (4, 8), (2, 4), (1, 2)):
+        card = _todo_card(view, most, tracked)
+        if len(json.dumps(card).encode()) <= CARD_BUDGET_BYTES:
+            return card
+    return card
+
+
+def _todo_card(view: TodoView, MAX_ITEMS: int, MAX_TRACKED: int) -> dict[str, Any]:  # noqa: N803
     body: list[dict[str, Any]] = [
         heading(view.heading or f"Your QA to-do list, {fmt_date(view.today)}"),
     ]
