@@ -325,6 +325,24 @@ async def test_an_alert_that_cannot_be_delivered_is_reported_at_once(service) ->
     assert about and {d.conversation_id for d in about} <= personal
 
 
+async def test_an_alert_teams_refuses_is_reported_as_undelivered(service) -> None:
+    ctx, fc = service.ctx, service.connector
+    audit_id = await seed_council(ctx, fc)
+    await anchor(service)
+    fc.fail_next(403, match="send_to_conversation", code="Forbidden",
+                 message="The bot is blocked by the user.")
+    await submit(service, audit_id, concern(ctx))
+    await fc.wait_for(lambda f: any("could not be delivered to" in t
+                                    for t in f.texts(chat("AUD1"))), timeout=15)
+    async with ctx.sessions() as s:
+        failed = list(await s.scalars(select(OutboxMessage).where(
+            OutboxMessage.status == "failed")))
+    assert len(failed) == 1 and failed[0].dedupe_key.startswith(f"safeguarding:{audit_id}:")
+    assert "refused: HTTP 403" in failed[0].last_error
+    await fc.wait_for(lambda f: any("could not be delivered to" in t
+                                    for t in f.texts(chat("QA1"))), timeout=15)
+
+
 async def test_an_unlinked_recipient_is_looked_up_on_a_team_roster(service) -> None:
     ctx, fc = service.ctx, service.connector
     from tests.fakes import Team as TeamsTeam
