@@ -243,6 +243,13 @@ class RemedialView:
     error: str | None = None
 
 
+def _plan_input(remedial_id: int) -> dict[str, Any]:
+    """The plan's input: the same id on the remedial card and the to-do list."""
+    return {"type": "Input.Text", "id": f"plan.{remedial_id}", "label": "The remedial plan",
+            "isMultiline": True, "maxLength": 3000, "isRequired": True,
+            "errorMessage": "Please write the plan."}
+
+
 def remedial_card(view: RemedialView) -> dict[str, Any]:
     """SPEC R8 (Lambeth): a poor grade to the director and assistant director for a
     remedial plan within the framework's days."""
@@ -262,9 +269,7 @@ def remedial_card(view: RemedialView) -> dict[str, Any]:
         body += [text(f"Plan recorded by {view.plan_by} at {fmt_datetime(view.plan_at)}:",
                       color="Good", weight="Bolder"), text(view.plan or "")]
     else:
-        body.append({"type": "Input.Text", "id": f"plan.{view.remedial_id}",
-                     "label": "The remedial plan", "isMultiline": True, "maxLength": 3000,
-                     "isRequired": True, "errorMessage": "Please write the plan."})
+        body.append(_plan_input(view.remedial_id))
         body += _error({"plan": view.error} if view.error else {}, "plan")
         actions.append(execute("Record the plan", RecordPlan.verb,
                                RecordPlan(view.remedial_id).pack(), style="positive",
@@ -474,9 +479,7 @@ def _todo_card(view: TodoView, MAX_ITEMS: int, MAX_TRACKED: int) -> dict[str, An
                 text(f"Case {plan.case_ref}, graded {plan.grade_label} ({due})",
                      color="Attention" if plan.overdue else "Default", spacing="Small"),
                 {"type": "ActionSet", "actions": [_show_card("Record the plan", [
-                    {"type": "Input.Text", "id": f"plan.{plan.remedial_id}",
-                     "label": "The remedial plan", "isMultiline": True, "maxLength": 3000,
-                     "isRequired": True, "errorMessage": "Please write the plan."},
+                    _plan_input(plan.remedial_id),
                 ], [execute("Record the plan", RecordPlan.verb,
                             RecordPlan(plan.remedial_id, "todo").pack(), style="positive",
                             associatedInputs="auto")])]},

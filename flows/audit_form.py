@@ -161,21 +161,15 @@ def summary_view(services: Services, done: SubmittedAudit) -> SummaryView:
     titles = {d.key: d.title for d in tool.domains} if tool else {}
     order = list(titles) + [k for k in done.grades if k not in titles]
 
-    def grade_label(key: str | None) -> str:
-        try:
-            return framework.grade(key or "").label
-        except KeyError:
-            return key or ""
-
     assert audit.submitted_at is not None
     return SummaryView(
         audit_id=audit.id,
         case_ref=audit.case_ref,
         area_label=_area_label(framework, audit.area),
         tool_label=tool.label if tool else audit.tool,
-        domain_grades=tuple((titles.get(k, k), grade_label(done.grades[k]))
+        domain_grades=tuple((titles.get(k, k), framework.grade_label(done.grades[k]))
                             for k in order if k in done.grades),
-        overall_label=grade_label(audit.overall_grade),
+        overall_label=framework.grade_label(audit.overall_grade),
         outcomes_label=fr.label_for(fr.OUTCOME_CHOICES, audit.outcomes),
         actions=tuple(SummaryAction(what=a.what, owner_name=done.names.get(a.owner_id, a.owner_id),
                                     due_on=a.due_on,

@@ -111,13 +111,7 @@ async def status_command(request: Request) -> Reply:
     log.info("status shown", extra={"staff_id": request.actor, "teams": len(rows),
                                     "reaudits": len(owed)})
     end = month_last_day(month)
-
-    def label(key: str) -> str:
-        try:
-            return services.framework.grade(key).label
-        except KeyError:
-            return key
-
+    label = services.framework.grade_label
     view = CompletionView(
         month, day,
         tuple(CompletionRow(r.team, r.allocated, r.submitted, r.draft, r.overdue) for r in rows),

@@ -64,20 +64,14 @@ def findings_view(services: Services, done: SubmittedAudit, *, part_b: PartBAsk 
     answers = audit.answers or {}
     area = fw.areas.get(audit.area)
 
-    def grade(key: str | None) -> str:
-        try:
-            return fw.grade(key or "").label
-        except KeyError:
-            return key or ""
-
     assert audit.submitted_at is not None
     return FindingsView(
         audit_id=audit.id, case_ref=audit.case_ref, area_label=area.label if area else audit.area,
         auditor_name=done.names.get(audit.submitted_by or "", audit.submitted_by or ""),
         submitted_at=audit.submitted_at.astimezone(fw.zone),
-        overall_label=grade(audit.overall_grade),
+        overall_label=fw.grade_label(audit.overall_grade),
         outcomes_label=fr.label_for(fr.OUTCOME_CHOICES, audit.outcomes),
-        domain_grades=tuple((titles.get(k, k), grade(v)) for k, v in done.grades.items()),
+        domain_grades=tuple((titles.get(k, k), fw.grade_label(v)) for k, v in done.grades.items()),
         strengths=str(answers.get(fr.STRENGTHS, "")), worries=str(answers.get(fr.WORRIES, "")),
         better=str(answers.get(fr.BETTER, "")), celebrate=str(answers.get(fr.CELEBRATE, "")),
         actions=tuple(FindingAction(a.what, done.names.get(a.owner_id, a.owner_id), a.due_on,

@@ -223,7 +223,7 @@ def todo_for(world: World, staff_id: str, framework: Framework, calendar: Workin
     others_part_bs = [part_b(c, (line.person(c.row.staff_id) or Person("", c.row.staff_id)).name)
                       for c in world.part_bs if c.row.staff_id != staff_id
                       and staff_id in {p.staff_id for p in c.reached()}]
-    plans = [PlanItem(c.row.id, c.row.case_ref, _grade(framework, c.row.grade), c.row.due_on,
+    plans = [PlanItem(c.row.id, c.row.case_ref, framework.grade_label(c.row.grade), c.row.due_on,
                       day > c.row.due_on)
              for c in world.plans if staff_id in {p.staff_id for p in c.ladder}]
     shows |= {("remedial", p.remedial_id) for p in plans}
@@ -233,19 +233,12 @@ def todo_for(world: World, staff_id: str, framework: Framework, calendar: Workin
             continue
         months = framework.reaudit_months.get(t.grade)
         since = t.created_at.astimezone(framework.zone).date()
-        tracked.append(TrackedItem(t.case_ref, _grade(framework, t.grade), since, t.planned,
+        tracked.append(TrackedItem(t.case_ref, framework.grade_label(t.grade), since, t.planned,
                                    add_months(since, months) if months else None))
     view = TodoView(name, day, tuple(item(c) for c in own), tuple(item(c) for c in escalated),
                     tuple(decisions), tuple(part_bs), tuple(others_part_bs), tuple(plans),
                     tuple(tracked), confirmation)
     return Todo(view, frozenset(shows))
-
-
-def _grade(framework: Framework, key: str) -> str:
-    try:
-        return framework.grade(key).label
-    except KeyError:
-        return key
 
 
 async def todo_reply(services: Services, staff: Staff, *, confirmation: str | None = None

@@ -20,7 +20,6 @@ from cards.payloads import RecordPlan
 from flows.base import Submitted, Work, today, unit_of_work
 from flows.nudges import todo_reply
 from qa.errors import Code, NotAllowed, Refused
-from qa.framework import Framework
 from qa.people import LineOfManagement, Person
 from store import followups as stored
 from store.audits import people_around_case
@@ -36,13 +35,6 @@ router = Router()
 jobs = ()
 
 PLAN_MAX = 3000
-
-
-def _grade(framework: Framework, key: str) -> str:
-    try:
-        return framework.grade(key).label
-    except KeyError:
-        return key
 
 
 async def _recipients(services: Services, work: Work, case: Case) -> list[Person]:
@@ -76,7 +68,7 @@ async def _view(services: Services, work: Work, row: Remedial, audit: Audit,
     area = fw.areas.get(audit.area)
     by = await work.session.get(Staff, row.plan_by) if row.plan_by else None
     return RemedialView(
-        row.id, row.case_ref, _grade(fw, row.grade), area.label if area else audit.area,
+        row.id, row.case_ref, fw.grade_label(row.grade), area.label if area else audit.area,
         team.name if team else "", row.created_at.astimezone(fw.zone).date(), row.due_on,
         str((audit.answers or {}).get("better", "")), row.plan, by.name if by else row.plan_by,
         row.plan_at.astimezone(fw.zone) if row.plan_at else None, error)
@@ -92,7 +84,7 @@ async def on_audit_submitted(services: Services, work: Work, done: Submitted) ->
                                              audit_id=done.audit.id, at=work.at,
                                              actor=done.actor)
         if closed:
-            notes.append(messages.tracking_closed(done.case.case_ref, _grade(fw, grade)))
+            notes.append(messages.tracking_closed(done.case.case_ref, fw.grade_label(grade)))
     days = fw.escalation.remedial_days.get(grade)
     if days is None:
         return notes
@@ -105,7 +97,7 @@ async def on_audit_submitted(services: Services, work: Work, done: Submitted) ->
     for person in recipients:
         await work.tell(Message(body, staff_id=person.staff_id,
                                 dedupe_key=f"remedial:{done.audit.id}:{person.staff_id}"))
-    notes.append(messages.remedial_queued(_grade(fw, grade), [p.name for p in recipients], due))
+    notes.append(messages.remedial_queued(fw.grade_label(grade), [p.name for p in recipients], due))
     return notes
 
 

@@ -189,6 +189,12 @@ class Framework:
             valid = ", ".join(g.key for g in self.grades)
             raise KeyError(f"unknown grade {key!r}; the scale is: {valid}") from None
 
+    def grade_label(self, key: str | None) -> str:
+        """What people read for a stored grade: its label, or the key itself if the scale
+        no longer has it (an old audit after the council changed its file)."""
+        found = self._grade_index.get(key or "")
+        return found.label if found else (key or "")
+
     def tool_for_area(self, area_key: str) -> Tool:
         """The audit tool used for cases in an area of planning."""
         try:
