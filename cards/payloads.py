@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from cards.messages import payload_problem
 from qa.errors import Code, Refused
 
-__all__ = ["ID_MAX", "TEXT_MAX", "OpenAudit", "Payload", "PayloadError", "SaveDraft",
+__all__ = ["ID_MAX", "TEXT_MAX", "DigestDetails", "OpenAudit", "Payload", "PayloadError", "SaveDraft",
            "SubmitAudit"]
 
 P = TypeVar("P", bound="Payload")
@@ -158,3 +158,11 @@ class SaveDraft(Payload):
 class SubmitAudit(Payload):
     verb: ClassVar[str] = "audit.submit"
     audit_id: int
+
+
+@dataclass(frozen=True)
+class DigestDetails(Payload):
+    """The digest card's Details button: case-level figures, sent 1:1 to whoever may see them."""
+
+    verb: ClassVar[str] = "digest.details"
+    period: str

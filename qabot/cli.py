@@ -305,7 +305,15 @@ def cmd_digest(args: argparse.Namespace) -> int:
         return 2
 
     async def run(services: Any) -> int:
+        from cards.messages import digest_posted
+        from flows.digest import post_digest
+
         _out(await digest_report(services, period, as_json=args.json))
+        if args.post:
+            posted = await post_digest(services, period, at=services.clock(),
+                                       actor=f"cli:{args.actor}")
+            _err(digest_posted(posted.period, posted.queued, posted.channels, posted.complete))
+            return 0 if posted.channels else 1
         return 0
 
     return _with_services(run)
@@ -362,7 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("digest", help="the leadership digest for a month or quarter (totals only)")
     p.add_argument("period", help="a month (2026-10) or a quarter (2026-Q3)")
-    p.add_argument("--json", action="store_true", help="the figures as JSON")
+    p.add_argument("--json", action="store_true", help="the exact figures as JSON")
+    p.add_argument("--post", action="store_true",
+                   help="also queue the digest card to the registered channels")
+    p.add_argument("--actor", default="digest", help="who ran it, for the audit log")
     p.set_defaults(func=cmd_digest)
 
     jobs = sub.add_parser("jobs", help="scheduled jobs").add_subparsers(dest="jobs", required=True)

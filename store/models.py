@@ -277,3 +277,20 @@ class AuditAction(Base):
     # The digest reads one period's actions: raised in it, done in it, or still open.
     __table_args__ = (Index("ix_audit_actions_created_at", "created_at"),
                       Index("ix_audit_actions_done_at", "done_at"))
+
+
+class DigestChannel(Base):
+    """A channel a QA lead registered (``digests here``) for the leadership digest.
+
+    ``conversation_id`` is the channel itself (never a reply thread), so each digest is a
+    new post. Rows are kept when a channel is switched off (``active`` False) so the log of
+    who registered it stays readable.
+    """
+
+    __tablename__ = "digest_channels"
+    conversation_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(300))
+    team_name: Mapped[str | None] = mapped_column(String(200))
+    registered_by: Mapped[str] = mapped_column(String(200))
+    registered_at: Mapped[datetime] = mapped_column()
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
