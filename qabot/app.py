@@ -26,7 +26,19 @@ from bot.outbox import OutboxSender
 from bot.router import Router
 from bot.teams import TeamsGateway
 from bot.turn import TurnHandler
-from flows import allocation, audit_form, completion, delegation, digest, export, roster, welcome
+from flows import (
+    allocation,
+    audit_form,
+    completion,
+    delegation,
+    digest,
+    export,
+    records,
+    report,
+    roster,
+    themes,
+    welcome,
+)
 from qa.calendar import WorkingCalendar
 from qa.framework import Framework
 from qa.framework_file import bundled_framework_path, load_framework
@@ -57,7 +69,8 @@ class Runtime:
 
 
 #: Every feature's module; each brings ``router`` and ``jobs``.
-FLOWS = (welcome, allocation, audit_form, delegation, completion, roster, digest, export)
+FLOWS = (welcome, allocation, audit_form, delegation, completion, roster, digest, export, themes,
+         records, report)
 
 SERVICES = web.AppKey("services", Services)
 HANDLER = web.AppKey("turn_handler", TurnHandler)
