@@ -30,7 +30,7 @@ __all__ = ["FEWER_THAN_5", "WITHHELD", "details_card", "digest_card", "digest_te
 FEWER_THAN_5: Final = "fewer than 5"
 WITHHELD: Final = "withheld"
 NOT_SHOWN: Final = "–"
-FOOTNOTE: Final = (f"Counts from 1 to 4 are shown as \"{FEWER_THAN_5}\"; \"{WITHHELD}\" marks a "
+FOOTNOTE: Final = (f"A count under five (other than none) is shown as \"{FEWER_THAN_5}\"; \"{WITHHELD}\" marks a "
                    "count hidden so that a small one cannot be worked out from a total; "
                    f"\"{NOT_SHOWN}\" a share or change that would give one away. No case, "
                    "child or member of staff is named here.")

@@ -118,16 +118,16 @@ async def _allocation(session: AsyncSession, period: Period,
     """(case's team, auditor's team, area, allocated, completed) for the monthly sample."""
     auditor_team = aliased(Team)
     stmt = (
-        select(Team.name, func.coalesce(auditor_team.name, NO_TEAM_LABEL), Audit.area,
+        select(Team.name, auditor_team.name, Audit.area,
                func.count(), func.sum(_flag(_completed_by(Audit, end))))
         .join(Team, Team.id == Audit.team_id)
         .join(Staff, Staff.staff_id == Audit.auditor_id)
         .outerjoin(auditor_team, auditor_team.id == Staff.team_id)
         .where(Audit.month.in_(period.month_keys),
                Audit.status.not_in(sorted(AUDIT_CANCELLED)), _sample())
-        .group_by(Team.name, func.coalesce(auditor_team.name, NO_TEAM_LABEL), Audit.area)
+        .group_by(Team.name, auditor_team.name, Audit.area)
     )
-    return [(t, at, a, int(n), int(c or 0))
+    return [(t, at or NO_TEAM_LABEL, a, int(n), int(c or 0))
             for t, at, a, n, c in await session.execute(stmt)]
 
 
@@ -281,19 +281,17 @@ async def _thematic(session: AsyncSession, framework: Framework, period: Period,
     if not runs:
         return ()
     grade = final_overall_grade(Audit)
-    stmt = (select(Audit.run_id, Audit.status, grade, _flag(_completed_by(Audit, end)),
-                   func.count())
+    stmt = (select(Audit.run_id, grade, func.count(), func.sum(_flag(_completed_by(Audit, end))))
             .where(Audit.run_id.in_([r.id for r in runs]), Audit.allocated_at < end,
                    Audit.status.not_in(sorted(AUDIT_CANCELLED)))
-            .group_by(Audit.run_id, Audit.status, grade, _flag(_completed_by(Audit, end))))
+            .group_by(Audit.run_id, grade))
     tallies: dict[int, list[Any]] = {r.id: [0, 0, {}] for r in runs}
-    for run_id, _status, g, done, n in await session.execute(stmt):
+    for run_id, g, n, done in await session.execute(stmt):
         t = tallies[run_id]
         t[0] += int(n)
-        if done:
-            t[1] += int(n)
-            if g is not None:
-                t[2][g] = t[2].get(g, 0) + int(n)
+        t[1] += int(done or 0)
+        if g is not None and done:
+            t[2][g] = t[2].get(g, 0) + int(done)
     return tuple(
         ThematicRun(key=r.key, theme=r.theme or r.key, month=r.month,
                     allocated=tallies[r.id][0], completed=tallies[r.id][1],

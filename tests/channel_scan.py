@@ -35,7 +35,7 @@ _NOT_A_COUNT = re.compile(
     r"|(?:\b\d+ (?:months?|days?|working days?|years?|hours?)\b)"  # durations
     r"|(?:\bQ[1-4]\b)|(?:\b1:1\b)|(?:\b\d+ a (?:month|week|year)\b)",  # quarters, 1:1
 )
-_SMALL = re.compile(r"(?<![\w.])([1-4])(?![\w.%])")
+_SMALL = re.compile(r"(?<![\w.,])([1-4])(?![\w.%]|,\d{3})")
 
 
 @dataclass
