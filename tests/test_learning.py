@@ -379,7 +379,8 @@ async def test_details_go_one_to_one_to_leaders_only(service: Any) -> None:
 
 
 async def test_theme_launch_uses_the_allocation_rules(ctx: Any) -> None:
-    from bench.datagen import generate as council, load_council
+    from bench.datagen import generate as council
+    from bench.datagen import load_council
     from flows.themes import Criteria, LaunchRefused, launch_theme
 
     c = council(3, n_staff=150, n_cases=2000)

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from cards.digest import digest_text as card_text
+from qa.digest import channel_view
 from qa.framework import Framework
 from qa.framework_file import bundled_framework_path, load_framework
 from qa.periods import Period
-from cards.digest import digest_text as card_text
-from qa.digest import channel_view
 from reports.digest import Digest, compute_digest
 from reports.export import ACTION_COLUMNS, AUDIT_COLUMNS, DOMAIN_COLUMNS, export
 from store.db import make_engine, make_sessionmaker
