@@ -192,8 +192,8 @@ def _table_element(header: Sequence[str], rows: Iterable[Sequence[str]],
 
 
 def _grade_table(view: DigestView) -> dict[str, Any]:
-    return _table_element(("Grade", "Count", "Share", view.previous_label, "Change"),
-                          _grade_rows(view.grades.rows), widths=(3, 1, 1, 1, 1))
+    return _table_element(("Grade", "Count", "Share", f"Last {view.kind}", "Change"),
+                          _grade_rows(view.grades.rows), widths=(3, 2, 2, 2, 2))
 
 
 def _grade_chart(view: DigestView) -> dict[str, Any] | None:
@@ -220,7 +220,7 @@ def _unit_table(title: str, rows: Sequence[UnitRow]) -> list[dict[str, Any]]:
         return []
     return [_heading(title),
             _table_element(("Team" if "team" in title.lower() else "Area", "Allocated",
-                            "Completed", "Done"), _unit_rows(rows))]
+                            "Completed", "Done"), _unit_rows(rows), widths=(4, 3, 3, 2))]
 
 
 def digest_card(view: DigestView) -> dict[str, Any]:
