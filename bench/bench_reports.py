@@ -7,6 +7,8 @@ growth of the data; and, on the largest size, the time of each digest query and 
 (EXPLAIN QUERY PLAN / EXPLAIN ANALYZE), so a miss can be traced to a query and an index.
 
 Targets (issue): monthly digest under 1 s; growth no worse than linear in the history.
+Issue 10 adds posting the digest (with emerging phrases, protection, the card, queued for a
+channel) and writing the monthly report (.docx with its chart) on the largest history.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from bench.harness import (
 )
 
 DIGEST_TARGET_S: Final = 1.0
+# Posting the digest adds the emerging-phrase extraction and the card; the report a chart.
+POST_TARGET_S: Final = 3.0
+DOCX_TARGET_S: Final = 10.0
 # Timing noise allowance when judging "no worse than linear" (ratio of ratios).
 LINEAR_SLACK: Final = 1.25
 # "Constant memory": the largest export's peak heap may exceed the smallest's by this much.
@@ -180,6 +185,8 @@ async def _time_size(kind: str, years: int, cfg: Config, opts: BenchOptions,
                 export_bytes = sum(p.stat().st_size for p in paths.values())
                 await asyncio.to_thread(shutil.rmtree, out_dir, True)
             export_s = min(export_runs)  # best of n: the machine is shared, noise only adds
+            post_s, docx_s, card_bytes = await _post_and_report(engine, sessions, framework,
+                                                                month, out_dir)
             plans = await _plans(engine, recorder.statements) if explain else {}
             peak = await _export_peak_mb(sessions, out_dir, framework) if memory else None
         finally:
@@ -204,7 +211,41 @@ async def _time_size(kind: str, years: int, cfg: Config, opts: BenchOptions,
                        for n, v in recorder.times.items()},
         "plans": plans,
         "digest_check": {"submitted": digest.submitted, "allocated": digest.allocated},
+        "post_ms": round(1000 * post_s, 1),
+        "card_bytes": card_bytes,
+        "docx_ms": round(1000 * docx_s, 1),
     }
+
+
+async def _post_and_report(engine: AsyncEngine, sessions: Any, framework: Any, month: str,
+                           out_dir: Path) -> tuple[float, float, int]:
+    """Posting the digest (compute with emerging phrases, protect, card, queue for a
+    channel) and writing the monthly report (.docx with its chart) for the same month."""
+    import json
+
+    from cards.digest import digest_card
+    from cards.report import report_docx
+    from qa.digest import channel_view
+    from reports.digest import compute_digest
+    from store.outbox import Message, queue_in
+
+    t = time.perf_counter()
+    view = channel_view(await compute_digest(sessions, framework, month), framework)
+    card = digest_card(view)
+    async with sessions.begin() as session:
+        from store.models import utcnow
+
+        await queue_in(session, Message(card, conversation_id="19:bench@thread.tacv2",
+                                        dedupe_key=f"bench-digest:{time.time_ns()}"),
+                       at=utcnow())
+    post_s = time.perf_counter() - t
+    t = time.perf_counter()
+    data = await asyncio.to_thread(report_docx, view)
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread((out_dir / "report.docx").write_bytes, data)
+    docx_s = time.perf_counter() - t
+    await asyncio.to_thread(shutil.rmtree, out_dir, True)
+    return post_s, docx_s, len(json.dumps(card, separators=(",", ":")).encode())
 
 
 def _heap(sizes: list[dict[str, Any]]) -> str:
@@ -267,6 +308,15 @@ def _section(cfg: Config, results: dict[str, list[dict[str, Any]]], skipped: lis
         targets.append(Target(f"monthly digest, {kind}, {big['years']} years",
                               f"< {DIGEST_TARGET_S:g} s", ms(big["monthly_ms"]),
                               big["monthly_ms"] < 1000 * DIGEST_TARGET_S))
+        targets.append(Target(f"post the digest (compute, protect, card, queue), {kind}, "
+                              f"{big['years']} years", f"< {POST_TARGET_S:g} s",
+                              ms(big["post_ms"]), big["post_ms"] < 1000 * POST_TARGET_S))
+        targets.append(Target(f"digest card size, {kind}, {big['years']} years",
+                              "< 28 KB (Teams)", f"{big['card_bytes'] / 1024:.1f} KB",
+                              big["card_bytes"] < 28 * 1024))
+        targets.append(Target(f"monthly report .docx, {kind}, {big['years']} years",
+                              f"< {DOCX_TARGET_S:g} s", ms(big["docx_ms"]),
+                              big["docx_ms"] < 1000 * DOCX_TARGET_S))
         if big is small:
             continue
         data = _ratio(big["audits"], small["audits"])

@@ -44,6 +44,24 @@ STOCK: Final = {
     "better": "Update the chronology and record management oversight.",
     "celebrate": "Thoughtful direct work, recorded in the child's own words.",
 }
+#: Stock worries and "needs to be better" answers, drawn at random so themes vary.
+WORRIES: Final = (
+    "Drift between core groups; the chronology is out of date.",
+    "No evidence of direct work; the child's wishes and feelings are not recorded.",
+    "Supervision is irregular and does not move the plan on.",
+    "Domestic abuse in the home is not reflected in the safety plan.",
+    "Home conditions remain poor and neglect is not named as a concern.",
+    "Delay in the assessment; the family were not seen within timescales.",
+    "The school nurse was not invited to the core group; information sharing is weak.",
+    "The transition plan lacks detail about housing and education.",
+)
+BETTER: Final = (
+    "Update the chronology and record management oversight.",
+    "Record the child's views in their own words after each visit.",
+    "Hold reflective supervision monthly and record the decisions.",
+    "Agree a contingency plan with the family and partner agencies.",
+    "Complete the transition plan with the young person before the review.",
+)
 
 
 @dataclass(frozen=True)
@@ -221,6 +239,8 @@ async def generate(
                     outcomes = (rng.choice(["met", "on_the_way"]) if grade in fw.good_or_better
                                 else rng.choice(["met", "on_the_way", "not_met"]))
                     answers = dict(STOCK)
+                    answers["worries"] = rng.choice(WORRIES)
+                    answers["better"] = rng.choice(BETTER)
                     if rng.random() >= 0.22:
                         answers["celebrate"] = ""
                     safeguarding = rng.random() < (0.08 if rank == len(grades) - 1 else 0.01)

@@ -396,3 +396,47 @@ def roster_report(linked: int, already: int, unknown_members: int,
 
 def roster_check(team: str, report: str) -> str:
     return f"Teams roster check for {team}: {report}"
+
+
+# ---------------------------------------------------------------------------- digest
+
+
+DIGEST_CHANNEL_ONLY: Final = ("Please write this in the channel where leaders should get the "
+                              "digest (mention me there): a digest is only ever posted to a "
+                              "channel, never to a chat.")
+DIGEST_DETAILS_REFUSED: Final = ("The digest's details (case by case) go only to leaders and "
+                                 "the QA team, 1:1. The totals in the channel are for everyone.")
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st: a day of the month said the British way."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def digest_registered(created: bool, *, day: int, time: str, quarterly: bool) -> str:
+    """In the channel: what will be posted here, and when (no names, no figures)."""
+    when = (f"on the {ordinal(day)} of each month at {time} (the next working day when that "
+            "is not one), covering the month before")
+    also = " and, in January, April, July and October, the quarter before" if quarterly else ""
+    lead = "Done: this channel now gets" if created else "This channel already gets"
+    return (f"{lead} the leadership audit digest {when}{also}. It holds totals only; its "
+            "Details button sends case-level detail 1:1 to leaders and the QA team.")
+
+
+def digest_unregistered(changed: bool) -> str:
+    if changed:
+        return "Done: I will no longer post the audit digest in this channel."
+    return "This channel was not getting the audit digest."
+
+
+def digest_posted(period: str, queued: int, channels: int, complete: bool) -> str:
+    """For ``qabot digest --post``: queued is not sent, and says so."""
+    if not channels:
+        return ("No channel is registered for the digest yet: a QA lead writes "
+                "'digests here' in the leadership channel first. Nothing was queued.")
+    so_far = "" if complete else " (the period is not over: figures so far)"
+    if not queued:
+        return f"The {period} digest was already queued for every channel; nothing new."
+    return (f"The {period} digest{so_far} is queued for {queued} of {channels} channel(s); "
+            "the running service delivers it (see 'qabot outbox status').")

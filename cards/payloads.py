@@ -30,8 +30,8 @@ from cards.messages import payload_problem
 from qa.errors import Code, Refused
 
 __all__ = ["ID_MAX", "TEXT_MAX", "AcknowledgeAlert", "ActionDone", "AskMoreTime",
-           "DecideMoreTime", "OpenAudit", "Payload", "PayloadError", "RecordPlan", "SaveDraft",
-           "ShowMyActions", "SubmitAudit", "SubmitPartB"]
+           "DecideMoreTime", "DigestDetails", "OpenAudit", "Payload", "PayloadError",
+           "RecordPlan", "SaveDraft", "ShowMyActions", "SubmitAudit", "SubmitPartB"]
 
 P = TypeVar("P", bound="Payload")
 
@@ -203,3 +203,11 @@ class RecordPlan(Payload):
 @dataclass(frozen=True)
 class ShowMyActions(Payload):
     verb: ClassVar[str] = "actions.mine"
+
+
+@dataclass(frozen=True)
+class DigestDetails(Payload):
+    """The digest card's Details button: case-level figures, sent 1:1 to whoever may see them."""
+
+    verb: ClassVar[str] = "digest.details"
+    period: str

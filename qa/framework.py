@@ -32,7 +32,9 @@ __all__ = [
     "Framework",
     "Grade",
     "Moderation",
+    "Retention",
     "Schedule",
+    "Theme",
     "Tool",
 ]
 
@@ -61,6 +63,33 @@ DEFAULT_REMEDIAL_ROLES: Final = ("director", "assistant_director")
 
 
 # --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Theme:
+    """A practice theme (Haringey's quarterly themes): counted where a worry or a "what
+    needs to be better" answer uses one of its key words or phrases."""
+
+    key: str
+    label: str
+    keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long records are kept (SPEC R13).
+
+    ``closed_case_years``: a case closed this many whole years ago is purged with everything
+    hanging off it (audits, grades, actions, their audit-log entries); open cases are never
+    purged. ``outbox_content_days``: a message's content is cleared this many days after it
+    was sent (the row, without content, stays so a replayed job still finds its dedupe key).
+    ``audit_log_years``: log entries about anything else (staff, conversations, allocation
+    runs, jobs) older than this go too.
+    """
+
+    closed_case_years: int = 7
+    outbox_content_days: int = 7
+    audit_log_years: int = 7
 
 @dataclass(frozen=True)
 class Grade:
@@ -171,6 +200,8 @@ class Framework:
     calendar: CalendarConfig
     schedule: Schedule
     source: str
+    themes: tuple[Theme, ...] = ()
+    retention: Retention = field(default_factory=Retention)
     _grade_index: Mapping[str, Grade] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -34,7 +34,9 @@ from qa.framework import (
     Framework,
     Grade,
     Moderation,
+    Retention,
     Schedule,
+    Theme,
     Tool,
 )
 from qa.periods import month_names
@@ -43,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "CALENDAR_REGIONS",
+    "DEFAULT_THEMES",
     "FRAMEWORKS_DIR",
     "FrameworkError",
     "bundled_framework_path",
@@ -71,6 +74,29 @@ _DEFAULT_LADDER: Final = (OWNER, "team_manager", "service_manager", "assistant_d
 _DEFAULT_REMEDIAL_DAYS: Final = {"inadequate": 7, "requires_improvement": 14}
 _DEFAULT_REAUDIT_MONTHS: Final = {"inadequate": 8, "requires_improvement": 12}
 _DEFAULT_ALWAYS_MODERATE: Final = ("inadequate",)
+#: The practice themes a file gets when it lists none, drawn from the source frameworks:
+#: Haringey's quarterly themes (direct work, supervision, recording), Hillingdon's and
+#: Lambeth's child's voice and drift and delay, and the commonest presenting needs.
+DEFAULT_THEMES: Final = (
+    Theme("direct_work", "Direct work with the child",
+          ("direct work", "life story", "seen alone", "time with the child", "play work")),
+    Theme("supervision", "Supervision", ("supervision", "reflective discussion")),
+    Theme("recording", "Recording and chronology",
+          ("recording", "chronology", "case summary", "genogram", "case notes",
+           "not recorded", "out of date")),
+    Theme("childs_voice", "The child's voice",
+          ("voice of the child", "child's voice", "wishes and feelings", "lived experience",
+           "child's views")),
+    Theme("drift_and_delay", "Drift and delay", ("drift", "delay", "timescale", "not progressed")),
+    Theme("management_oversight", "Management oversight",
+          ("management oversight", "management decision", "manager's oversight")),
+    Theme("multi_agency", "Multi-agency working",
+          ("multi-agency", "partner agencies", "information sharing", "core group")),
+    Theme("planning", "Planning", ("contingency plan", "smart plan", "plan is not", "planning")),
+    Theme("domestic_abuse", "Domestic abuse",
+          ("domestic abuse", "domestic violence", "coercive control")),
+    Theme("neglect", "Neglect", ("neglect", "home conditions", "basic care")),
+)
 
 
 _KEY_RE: Final = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -550,6 +576,7 @@ class _Validator:
             (
                 "authority", "timezone", "grades", "roles", "auditing", "areas", "tools",
                 "escalation", "reaudit_months", "moderation", "calendar", "schedule",
+                "themes", "retention",
             ),
         )  # fmt: skip
         authority = self.text(data, "authority", ())
@@ -589,6 +616,8 @@ class _Validator:
             calendar=self.calendar(data),
             schedule=self.schedule(data),
             source=self.source,
+            themes=self.themes(data),
+            retention=self.retention(data),
         )
 
     def timezone(self, data: Mapping[str, Any]) -> str:
@@ -893,6 +922,50 @@ class _Validator:
                 raise self.fail(hours_path, "the working day must end after it starts")
         return CalendarConfig(region, tuple(sorted(closures)), day_starts, day_ends)
 
+    def themes(self, data: Mapping[str, Any]) -> tuple[Theme, ...]:
+        """``[themes.<key>]`` tables with a label and key words; none given: the defaults."""
+        section = self.table(data, "themes", ())
+        if section is None:
+            return DEFAULT_THEMES
+        themes: list[Theme] = []
+        for key, body in section.items():
+            path: KeyPath = ("themes", key)
+            self.ident(path, key, "theme")
+            if not isinstance(body, dict):
+                raise self.expect(path, body, "a table with label and keywords")
+            self.check_keys(body, path, ("label", "keywords"))
+            label = self.text(body, "label", path)
+            words = self.list_of(body, "keywords", path)
+            if not words:
+                raise self.fail((*path, "keywords"), "give at least one key word or phrase")
+            seen: list[str] = []
+            for i, word in enumerate(words):
+                wpath = (*path, "keywords", i)
+                if not isinstance(word, str):
+                    raise self.expect(wpath, word, "a word or phrase in quotes")
+                norm = " ".join(word.lower().split())
+                if not norm:
+                    raise self.fail(wpath, "key word is empty")
+                if norm in seen:
+                    raise self.fail(wpath, f"{word!r} is listed twice")
+                seen.append(norm)
+            themes.append(Theme(key, label, tuple(seen)))
+        return tuple(themes)
+
+    def retention(self, data: Mapping[str, Any]) -> Retention:
+        path: KeyPath = ("retention",)
+        section = self.table(data, "retention", ()) or {}
+        self.check_keys(section, path, ("closed_case_years", "outbox_content_days",
+                                        "audit_log_years"))
+        return Retention(
+            closed_case_years=self.integer(section, "closed_case_years", path, 7, minimum=1,
+                                           maximum=100),
+            outbox_content_days=self.integer(section, "outbox_content_days", path, 7,
+                                             minimum=1, maximum=365),
+            audit_log_years=self.integer(section, "audit_log_years", path, 7, minimum=1,
+                                         maximum=100),
+        )
+
     def schedule(self, data: Mapping[str, Any]) -> Schedule:
         path: KeyPath = ("schedule",)
         section = self.table(data, "schedule", ()) or {}
@@ -1043,6 +1116,12 @@ def describe(fw: Framework) -> str:
         f"closures; working hours {_fmt_time(fw.calendar.day_starts)}-"
         f"{_fmt_time(fw.calendar.day_ends)}"
     )
+    lines.append("Themes: " + (", ".join(f"{t.label} ({len(t.keywords)} key words)"
+                                         for t in fw.themes) or "none"))
+    r = fw.retention
+    lines.append(f"Retention: closed cases {r.closed_case_years} years; message content "
+                 f"{r.outbox_content_days} days after sending; other log entries "
+                 f"{r.audit_log_years} years")
     s = fw.schedule
     lines.append(
         f"Schedule: allocation {_fmt_time(s.allocation_time)} on working day {s.allocation_working_day} "

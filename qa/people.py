@@ -24,6 +24,7 @@ __all__ = [
     "Person",
     "Rung",
     "is_manager",
+    "leader_roles",
     "manager_loops",
 ]
 
@@ -39,6 +40,21 @@ MANAGEMENT_ROLES: Final = (
 
 #: The longest chain followed: far above any council's depth, it only bounds a bad file.
 _MAX_DEPTH: Final = 50
+
+
+#: Leaders start above this rung: service managers run teams; heads of service and up lead.
+LEADER_ABOVE: Final = "service_manager"
+
+
+def leader_roles(remedial_roles: Iterable[str]) -> frozenset[str]:
+    """Who counts as a leader (for case-level drill-down of the leadership digest).
+
+    The framework's remedial roles (told of Inadequate and Requires Improvement audits, by
+    default the director and assistant director) and every management role above the
+    service manager (head of service, assistant director, director).
+    """
+    above = MANAGEMENT_ROLES[MANAGEMENT_ROLES.index(LEADER_ABOVE) + 1:]
+    return frozenset(remedial_roles) | frozenset(above)
 
 
 def is_manager(roles: Iterable[str]) -> bool:

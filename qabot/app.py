@@ -36,9 +36,12 @@ from flows import (
     export,
     findings,
     nudges,
+    records,
     remedial,
+    report,
     roster,
     safeguarding,
+    themes,
     welcome,
 )
 from qa.calendar import WorkingCalendar
@@ -72,7 +75,7 @@ class Runtime:
 
 #: Every feature's module; each brings ``router`` and ``jobs``.
 FLOWS = (welcome, allocation, audit_form, delegation, completion, roster, safeguarding, findings,
-         remedial, actions, nudges, digest, export)
+         remedial, actions, nudges, digest, export, themes, records, report)
 
 SERVICES = web.AppKey("services", Services)
 HANDLER = web.AppKey("turn_handler", TurnHandler)

@@ -305,7 +305,122 @@ def cmd_digest(args: argparse.Namespace) -> int:
         return 2
 
     async def run(services: Any) -> int:
+        from cards.messages import digest_posted
+        from flows.digest import post_digest
+
         _out(await digest_report(services, period, as_json=args.json))
+        if args.post:
+            posted = await post_digest(services, period, at=services.clock(),
+                                       actor=f"cli:{args.actor}")
+            _err(digest_posted(posted.period, posted.queued, posted.channels, posted.complete))
+            return 0 if posted.channels else 1
+        return 0
+
+    return _with_services(run)
+
+
+def _csv_list(text: str | None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
+def _iso_day(text: str | None, flag: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: expected a date such as 2025-04-01") from None
+
+
+def cmd_theme_launch(args: argparse.Namespace) -> int:
+    from flows.themes import Criteria, LaunchRefused, launch_theme
+
+    try:
+        criteria = Criteria(
+            name=args.name, cases=args.cases, tags=_csv_list(args.tags),
+            areas=_csv_list(args.area), teams=_csv_list(args.team),
+            opened_from=_iso_day(args.opened_from, "--opened-from"),
+            opened_to=_iso_day(args.opened_to, "--opened-to"), tool=args.tool)
+    except ValueError as err:
+        _err(str(err))
+        return 2
+
+    async def run(services: Any) -> int:
+        try:
+            outcome = await launch_theme(services, criteria, at=services.clock(),
+                                         actor=f"cli:{args.actor}", dry_run=args.dry_run,
+                                         seed=args.seed)
+        except LaunchRefused as err:
+            _err(f"refused: {err}")
+            return 2
+        for line in outcome.report():
+            _out(line)
+        return 0
+
+    return _with_services(run)
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from flows.records import log_line, read_log
+
+    if args.case and args.staff:
+        _err("give --case or --staff, not both")
+        return 2
+    try:
+        since = _iso_day(args.since, "--since")
+        until = _iso_day(args.until, "--until")
+    except ValueError as err:
+        _err(str(err))
+        return 2
+
+    async def run(services: Any) -> int:
+        from qa.periods import local_midnight_utc
+
+        zone = services.framework.zone
+        assert since is not None
+        entries = await read_log(
+            services, since=local_midnight_utc(since, zone),
+            until=local_midnight_utc(until, zone) if until else None,
+            case_ref=args.case, staff_id=args.staff, limit=args.limit)
+        for entry in entries:
+            _out(log_line(entry, services))
+        _err(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
+             + (" (limit reached: narrow it with --until)" if len(entries) >= args.limit else ""))
+        return 0
+
+    return _with_services(run)
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from flows.records import purge_records
+
+    async def run(services: Any) -> int:
+        outcome = await purge_records(services, at=services.clock(), actor=f"cli:{args.actor}",
+                                      dry_run=args.dry_run)
+        for line in outcome.report():
+            _out(line)
+        return 0
+
+    return _with_services(run)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from flows.report import write_report
+    from qa.periods import Period
+
+    try:
+        period = Period.parse(args.period)
+    except ValueError as err:
+        _err(str(err))
+        return 2
+    out = Path(args.out)
+    if out.suffix.lower() != ".docx":
+        _err("--out must name a .docx file")
+        return 2
+
+    async def run(services: Any) -> int:
+        path = await write_report(services, period, out)
+        _out(f"report for {period.label}: {path}")
         return 0
 
     return _with_services(run)
@@ -362,8 +477,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("digest", help="the leadership digest for a month or quarter (totals only)")
     p.add_argument("period", help="a month (2026-10) or a quarter (2026-Q3)")
-    p.add_argument("--json", action="store_true", help="the figures as JSON")
+    p.add_argument("--json", action="store_true", help="the exact figures as JSON")
+    p.add_argument("--post", action="store_true",
+                   help="also queue the digest card to the registered channels")
+    p.add_argument("--actor", default="digest", help="who ran it, for the audit log")
     p.set_defaults(func=cmd_digest)
+
+    theme = sub.add_parser("theme", help="thematic and ad hoc audits (R4)").add_subparsers(
+        dest="theme", required=True)
+    p = theme.add_parser("launch", help="choose cases by criteria and allocate them now")
+    p.add_argument("name", help="the theme, e.g. 'Domestic abuse 2026'")
+    p.add_argument("--cases", type=int, required=True, help="how many cases to audit")
+    p.add_argument("--tags", default=None, help="case tags, comma-separated (any of them)")
+    p.add_argument("--area", default=None, help="areas of planning, comma-separated")
+    p.add_argument("--team", default=None, help="case teams, comma-separated")
+    p.add_argument("--opened-from", default=None, help="cases opened on or after YYYY-MM-DD")
+    p.add_argument("--opened-to", default=None, help="cases opened on or before YYYY-MM-DD")
+    p.add_argument("--tool", default=None, help="a theme-specific audit tool of the framework")
+    p.add_argument("--dry-run", action="store_true", help="show the choice, write nothing")
+    p.add_argument("--seed", type=int, default=None, help="reproduce a draw")
+    p.add_argument("--actor", default="theme", help="who ran it, for the audit log")
+    p.set_defaults(func=cmd_theme_launch)
+
+    p = sub.add_parser("report", help="the monthly QA report for the performance board (.docx)")
+    p.add_argument("period", help="a month (2026-10) or a quarter (2026-Q3)")
+    p.add_argument("--out", required=True, help="the .docx file to write")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("log", help="read the audit log (who did what, when)")
+    p.add_argument("--since", required=True, help="first day, YYYY-MM-DD")
+    p.add_argument("--until", default=None, help="day after the last, YYYY-MM-DD")
+    p.add_argument("--case", default=None, help="only entries about this case reference")
+    p.add_argument("--staff", default=None, help="only entries by or about this staff id")
+    p.add_argument("--limit", type=int, default=5000)
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("purge", help="remove records past the framework's retention period")
+    p.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    p.add_argument("--actor", default="purge", help="who ran it, for the audit log")
+    p.set_defaults(func=cmd_purge)
 
     jobs = sub.add_parser("jobs", help="scheduled jobs").add_subparsers(dest="jobs", required=True)
     jobs.add_parser("list", help="jobs and their next run").set_defaults(func=cmd_jobs_list)

@@ -10,15 +10,21 @@ The digest is posted to a leadership channel, so it holds aggregates only: no ca
 reference, no child's details, no staff id and no free text (the "celebrate" answers are
 counted, never quoted). Drill-down goes through the export, to authorised people only.
 
-Every figure is "as of the end of the period", so a digest for a past period gives the same
-answer whenever it is computed (the job that posts it can run twice safely):
+Every figure is "as of the end of the period" (or as of now, for a period still running:
+an action due later this month is not overdue yet), so a digest for a past period gives the
+same answer whenever it is computed (the job that posts it can run twice safely):
 
-* allocated: audits whose allocation month is in the period (cancelled ones left out);
+* allocated: audits of the monthly allocation whose month is in the period (cancelled ones
+  left out; thematic audits are reported apart, each theme on its own);
 * completed: of those, the ones submitted by the end of the period;
 * submitted: audits submitted during the period, whatever month they were allocated in;
   the grade distributions, "celebrate" and safeguarding counts are over these, so each
   audit is counted in exactly one period;
-* actions: open at the end of the period, overdue then (due on or before its last day),
+* grades are the FINAL grades (``store/grading.py``: today the auditor's, later the
+  moderator's where an audit was moderated);
+* teams: ``teams`` is the case's team, ``auditor_teams`` the auditor's (see qa/digest.py);
+* actions: open at the end of the period, overdue then (due before that day; for a period
+  still running, due before today),
   and done during the period on time or late (on time = done by the end of the due date,
   taken in UTC: up to an hour's grace in British Summer Time);
 * re-audits: cases whose latest submitted audit by the end of the period was graded with a
@@ -29,10 +35,8 @@ answer whenever it is computed (the job that posts it can run twice safely):
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
@@ -41,9 +45,30 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
+from qa.digest import (
+    ActionProgress,
+    Digest,
+    Distribution,
+    DomainDistribution,
+    GradeCount,
+    Phrase,
+    ReauditCount,
+    ThematicRun,
+    ThemeCount,
+    UnitCount,
+    distribution,
+)
 from qa.framework import Framework
-from qa.periods import Period, local_midnight_utc, shift_month
-from store.models import Audit, AuditAction, Case, DomainGrade, Team
+from qa.periods import Period, local_date, local_midnight_utc, shift_month
+from qa.themes import theme_text, themes_raised
+from store.completion import NO_TEAM_LABEL
+from store.grading import final_domain_grades, final_overall_grade
+from store.models import AllocationRun, Audit, AuditAction, Case, Staff, Team
+
+__all__ = [
+    "ActionProgress", "Digest", "Distribution", "DomainDistribution", "GradeCount", "Phrase",
+    "ReauditCount", "ThematicRun", "ThemeCount", "UnitCount", "compute_digest",
+]
 
 # Audit statuses that are not (or no longer) an allocation: never counted as allocated.
 AUDIT_CANCELLED: Final = frozenset({"cancelled", "withdrawn"})
@@ -53,110 +78,10 @@ AUDIT_NOT_COMPLETE: Final = AUDIT_CANCELLED | {"returned"}
 ACTION_CLOSED_UNDONE: Final = frozenset({"cancelled", "withdrawn"})
 # The answer whose presence marks outstanding practice to celebrate.
 CELEBRATE_KEY: Final = "celebrate"
-
-# --------------------------------------------------------------------------- result types
-
-
-@dataclass(frozen=True)
-class UnitCount:
-    """Audits allocated in the period for one team or area, and how many were completed."""
-
-    key: str
-    label: str
-    allocated: int
-    completed: int
+# Audits chosen by a theme, not by the monthly sample.
+THEMATIC: Final = "thematic"
 
 
-@dataclass(frozen=True)
-class GradeCount:
-    """One grade's count this period and last, with shares of all graded in each."""
-
-    grade: str
-    count: int
-    previous: int
-    change: int
-    share: float  # percent of this period's graded audits (or domain grades)
-    previous_share: float
-    share_change: float  # percentage points
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """A grade distribution with the change on the previous period of the same length."""
-
-    total: int
-    previous_total: int
-    grades: tuple[GradeCount, ...]
-    good_or_better: float  # percent
-    previous_good_or_better: float
-    good_or_better_change: float  # percentage points
-
-
-@dataclass(frozen=True)
-class DomainDistribution:
-    domain: str
-    label: str
-    distribution: Distribution
-
-
-@dataclass(frozen=True)
-class ActionProgress:
-    """Audit actions: raised in the period, open and overdue at its end, done during it."""
-
-    raised: int
-    open: int
-    overdue: int
-    done_on_time: int
-    done_late: int
-
-
-@dataclass(frozen=True)
-class ReauditCount:
-    """Re-audits owed at the end of the period for cases last graded ``grade``."""
-
-    grade: str
-    months: int
-    pending: int
-    overdue: int
-    due_next_period: int
-
-
-@dataclass(frozen=True)
-class Digest:
-    """The leadership digest: aggregates only, JSON-serialisable as it stands (to_json)."""
-
-    period: str
-    kind: str
-    label: str
-    start: str  # ISO date, inclusive
-    end: str  # ISO date, exclusive
-    previous_period: str
-    allocated: int
-    completed: int
-    submitted: int
-    previous_submitted: int
-    teams: tuple[UnitCount, ...]
-    areas: tuple[UnitCount, ...]
-    grades: Distribution
-    domains: tuple[DomainDistribution, ...]
-    actions: ActionProgress
-    reaudits: tuple[ReauditCount, ...]
-    celebrate: int
-    safeguarding_concerns: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @property
-    def reaudits_overdue(self) -> int:
-        return sum(r.overdue for r in self.reaudits)
-
-    @property
-    def reaudits_due_next(self) -> int:
-        return sum(r.due_next_period for r in self.reaudits)
 
 
 # --------------------------------------------------------------------------- queries
@@ -183,54 +108,76 @@ def _flag(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return case((condition, _ONE), else_=_ZERO)
 
 
+def _sample(audit: Any = Audit) -> ColumnElement[bool]:
+    """The monthly sample: random and re-audit allocations, not thematic audits."""
+    return audit.reason != THEMATIC
+
+
 async def _allocation(session: AsyncSession, period: Period,
-                      end: datetime) -> list[tuple[str, str, int, int]]:
+                      end: datetime) -> list[tuple[str, str, str, int, int]]:
+    """(case's team, auditor's team, area, allocated, completed) for the monthly sample."""
+    auditor_team = aliased(Team)
     stmt = (
-        select(Team.name, Audit.area, func.count(),
-               func.sum(_flag(_completed_by(Audit, end))))
+        select(Team.name, auditor_team.name, Audit.area,
+               func.count(), func.sum(_flag(_completed_by(Audit, end))))
         .join(Team, Team.id == Audit.team_id)
+        .join(Staff, Staff.staff_id == Audit.auditor_id)
+        .outerjoin(auditor_team, auditor_team.id == Staff.team_id)
         .where(Audit.month.in_(period.month_keys),
-               Audit.status.not_in(sorted(AUDIT_CANCELLED)))
-        .group_by(Team.name, Audit.area)
+               Audit.status.not_in(sorted(AUDIT_CANCELLED)), _sample())
+        .group_by(Team.name, auditor_team.name, Audit.area)
     )
-    return [(t, a, int(n), int(c or 0)) for t, a, n, c in await session.execute(stmt)]
+    return [(t, at or NO_TEAM_LABEL, a, int(n), int(c or 0))
+            for t, at, a, n, c in await session.execute(stmt)]
 
 
 async def _overall(session: AsyncSession, prev_start: datetime, start: datetime,
-                   end: datetime) -> list[tuple[bool, str | None, int, int, int]]:
-    """Overall grades this period and last, with celebrate and safeguarding counts."""
-    celebrate_text = func.trim(func.coalesce(Audit.answers[CELEBRATE_KEY].as_string(), ""))
+                   end: datetime) -> list[tuple[bool, str | None, int]]:
+    """Final overall grades of the sample, this period and last."""
     current = Audit.submitted_at >= start
+    grade = final_overall_grade(Audit)
     stmt = (
-        select(
-            _flag(current).label("cur"),
-            Audit.overall_grade,
-            func.count(),
-            func.sum(_flag(func.length(celebrate_text) > 0)),
-            func.sum(_flag(Audit.safeguarding_concern.is_(True))),
-        )
-        .where(Audit.submitted_at >= prev_start, _completed_by(Audit, end))
-        .group_by(_flag(current), Audit.overall_grade)
+        select(_flag(current).label("cur"), grade, func.count())
+        .where(Audit.submitted_at >= prev_start, _completed_by(Audit, end), _sample())
+        .group_by(_flag(current), grade)
     )
-    return [(bool(cur), g, int(n), int(c or 0), int(s or 0))
-            for cur, g, n, c, s in await session.execute(stmt)]
+    return [(bool(cur), g, int(n)) for cur, g, n in await session.execute(stmt)]
+
+
+async def _celebrations(session: AsyncSession, start: datetime,
+                        end: datetime) -> tuple[list[tuple[str, int]], int]:
+    """Audits submitted in the period with practice to celebrate, by the case's team, and
+    serious safeguarding concerns raised (every audit, thematic ones included)."""
+    celebrate_text = func.trim(func.coalesce(Audit.answers[CELEBRATE_KEY].as_string(), ""))
+    stmt = (
+        select(Team.name, func.sum(_flag(func.length(celebrate_text) > 0)),
+               func.sum(_flag(Audit.safeguarding_concern.is_(True))))
+        .join(Team, Team.id == Audit.team_id)
+        .where(Audit.submitted_at >= start, _completed_by(Audit, end))
+        .group_by(Team.name)
+    )
+    rows = [(t, int(c or 0), int(s or 0)) for t, c, s in await session.execute(stmt)]
+    return sorted((t, c) for t, c, _ in rows if c), sum(s for _, _, s in rows)
 
 
 async def _domains(session: AsyncSession, prev_start: datetime, start: datetime,
                    end: datetime) -> list[tuple[bool, str, str, int]]:
     current = Audit.submitted_at >= start
+    grades = final_domain_grades()
     stmt = (
-        select(_flag(current), DomainGrade.domain, DomainGrade.grade, func.count())
+        select(_flag(current), grades.c.domain, grades.c.grade, func.count())
         .select_from(Audit)
-        .join(DomainGrade, DomainGrade.audit_id == Audit.id)
-        .where(Audit.submitted_at >= prev_start, _completed_by(Audit, end))
-        .group_by(_flag(current), DomainGrade.domain, DomainGrade.grade)
+        .join(grades, grades.c.audit_id == Audit.id)
+        .where(Audit.submitted_at >= prev_start, _completed_by(Audit, end), _sample())
+        .group_by(_flag(current), grades.c.domain, grades.c.grade)
     )
     return [(bool(c), d, g, int(n)) for c, d, g, n in await session.execute(stmt)]
 
 
 async def _actions(session: AsyncSession, start: datetime, end: datetime, end_day: date,
                    dialect: str) -> ActionProgress:
+    """As of ``end``: overdue means due before ``end_day`` (the day ``end`` falls on, or
+    the day after the period), so an action due today, or later, is not overdue."""
     a = AuditAction
     open_at_end = and_(a.created_at < end, or_(a.done_at.is_(None), a.done_at >= end))
     done_in_period = and_(a.done_at >= start, a.done_at < end)
@@ -258,19 +205,22 @@ async def _actions(session: AsyncSession, start: datetime, end: datetime, end_da
 
 
 async def _reaudits(session: AsyncSession, framework: Framework, period: Period,
-                    end: datetime) -> tuple[ReauditCount, ...]:
+                    end: datetime, end_day: date) -> tuple[ReauditCount, ...]:
+    """Re-audits owed as of ``end``: overdue when the re-audit date is before ``end_day``,
+    due next when it falls before the end of the next period of the same length."""
     if not framework.reaudit_months:
         return ()
     zone = framework.zone
     later = aliased(Audit)
+    grade = final_overall_grade(Audit)
     overdue_terms = []
     due_terms = []
-    for grade, months in framework.reaudit_months.items():
-        # due date = submission day + N months; for a month-start threshold T,
+    for key, months in framework.reaudit_months.items():
+        # due date = submission day + N months; for a day threshold T,
         # due < T exactly when the submission day < T - N months (clamping keeps order).
-        overdue_before = local_midnight_utc(shift_month(period.end, -months), zone)
+        overdue_before = local_midnight_utc(shift_month(end_day, -months), zone)
         due_before = local_midnight_utc(shift_month(period.next().end, -months), zone)
-        is_grade = Audit.overall_grade == grade
+        is_grade = grade == key
         overdue_terms.append(and_(is_grade, Audit.submitted_at < overdue_before))
         due_terms.append(and_(is_grade, Audit.submitted_at >= overdue_before,
                               Audit.submitted_at < due_before))
@@ -280,16 +230,16 @@ async def _reaudits(session: AsyncSession, framework: Framework, period: Period,
         _completed_by(later, end),
     )
     stmt = (
-        select(Audit.overall_grade, func.count(), func.sum(_flag(or_(*overdue_terms))),
+        select(grade, func.count(), func.sum(_flag(or_(*overdue_terms))),
                func.sum(_flag(or_(*due_terms))))
         .join(Case, Case.case_ref == Audit.case_ref)
         .where(
-            Audit.overall_grade.in_(sorted(framework.reaudit_months)),
+            grade.in_(sorted(framework.reaudit_months)),
             _completed_by(Audit, end),
-            or_(Case.closed_on.is_(None), Case.closed_on >= period.end),
+            or_(Case.closed_on.is_(None), Case.closed_on >= end_day),
             ~superseded,
         )
-        .group_by(Audit.overall_grade)
+        .group_by(grade)
     )
     found = {g: (int(n), int(o or 0), int(d or 0)) for g, n, o, d in await session.execute(stmt)}
     ordered = sorted(framework.reaudit_months, key=lambda g: _grade_rank(framework, g))
@@ -301,6 +251,54 @@ async def _reaudits(session: AsyncSession, framework: Framework, period: Period,
     )
 
 
+async def _texts(session: AsyncSession, prev_start: datetime, start: datetime,
+                 end: datetime) -> tuple[dict[str, str], dict[str, str]]:
+    """Worries and "needs to be better" of every audit submitted this period and last, by
+    case reference (several audits of one case are joined)."""
+    stmt = (select(Audit.case_ref, Audit.submitted_at, Audit.answers)
+            .where(Audit.submitted_at >= prev_start, _completed_by(Audit, end)))
+    current: dict[str, str] = defaultdict(str)
+    previous: dict[str, str] = defaultdict(str)
+    for ref, submitted, answers in await session.execute(stmt):
+        text = theme_text(answers if isinstance(answers, dict) else None)
+        if text:
+            target = current if submitted >= start else previous
+            target[ref] = f"{target[ref]}\n{text}" if target[ref] else text
+    return dict(current), dict(previous)
+
+
+async def _thematic(session: AsyncSession, framework: Framework, period: Period,
+                    start: datetime, end: datetime) -> tuple[ThematicRun, ...]:
+    """Each thematic audit active in the period: allocated then, or submitted in it."""
+    active = (select(Audit.run_id).where(
+        Audit.reason == THEMATIC,
+        or_(Audit.month.in_(period.month_keys),
+            and_(Audit.submitted_at >= start, Audit.submitted_at < end))).distinct())
+    runs = (await session.execute(
+        select(AllocationRun.id, AllocationRun.key, AllocationRun.theme, AllocationRun.month)
+        .where(AllocationRun.kind == THEMATIC, AllocationRun.id.in_(active))
+        .order_by(AllocationRun.month, AllocationRun.id))).all()
+    if not runs:
+        return ()
+    grade = final_overall_grade(Audit)
+    stmt = (select(Audit.run_id, grade, func.count(), func.sum(_flag(_completed_by(Audit, end))))
+            .where(Audit.run_id.in_([r.id for r in runs]), Audit.allocated_at < end,
+                   Audit.status.not_in(sorted(AUDIT_CANCELLED)))
+            .group_by(Audit.run_id, grade))
+    tallies: dict[int, list[Any]] = {r.id: [0, 0, {}] for r in runs}
+    for run_id, g, n, done in await session.execute(stmt):
+        t = tallies[run_id]
+        t[0] += int(n)
+        t[1] += int(done or 0)
+        if g is not None and done:
+            t[2][g] = t[2].get(g, 0) + int(done)
+    return tuple(
+        ThematicRun(key=r.key, theme=r.theme or r.key, month=r.month,
+                    allocated=tallies[r.id][0], completed=tallies[r.id][1],
+                    grades=distribution(framework, tallies[r.id][2], {}))
+        for r in runs)
+
+
 # --------------------------------------------------------------------------- assembly
 
 
@@ -309,30 +307,6 @@ def _grade_rank(framework: Framework, key: str) -> int:
         return framework.grade(key).rank
     except KeyError:
         return len(framework.grades)
-
-
-def _pct(part: int, whole: int) -> float:
-    return round(100.0 * part / whole, 1) if whole else 0.0
-
-
-def _distribution(framework: Framework, current: Mapping[str, int],
-                  previous: Mapping[str, int]) -> Distribution:
-    """Shares and changes from per-grade counts (a few numbers, not audit rows)."""
-    keys = [g.key for g in framework.grades]
-    keys += sorted((set(current) | set(previous)) - set(keys))  # grades no longer on the scale
-    total, prev_total = sum(current.values()), sum(previous.values())
-    rows = []
-    for k in keys:
-        n, p = current.get(k, 0), previous.get(k, 0)
-        share, prev_share = _pct(n, total), _pct(p, prev_total)
-        rows.append(GradeCount(grade=k, count=n, previous=p, change=n - p, share=share,
-                               previous_share=prev_share,
-                               share_change=round(share - prev_share, 1)))
-    good = _pct(sum(current.get(k, 0) for k in framework.good_or_better), total)
-    prev_good = _pct(sum(previous.get(k, 0) for k in framework.good_or_better), prev_total)
-    return Distribution(total=total, previous_total=prev_total, grades=tuple(rows),
-                        good_or_better=good, previous_good_or_better=prev_good,
-                        good_or_better_change=round(good - prev_good, 1))
 
 
 def _domain_labels(framework: Framework) -> tuple[list[str], dict[str, str]]:
@@ -347,24 +321,53 @@ def _domain_labels(framework: Framework) -> tuple[list[str], dict[str, str]]:
 
 
 def _units(rows: Iterable[tuple[str, int, int]], order: list[str],
-           labels: Mapping[str, str]) -> tuple[UnitCount, ...]:
-    sums: dict[str, list[int]] = {k: [0, 0] for k in order}
+           labels: Mapping[str, str], *, keep_empty: bool) -> tuple[UnitCount, ...]:
+    sums: dict[str, list[int]] = {k: [0, 0] for k in order} if keep_empty else {}
     for key, allocated, completed in rows:
         acc = sums.setdefault(key, [0, 0])
         acc[0] += allocated
         acc[1] += completed
-    keys = order + sorted(k for k in sums if k not in order)
+    keys = [k for k in order if k in sums] + sorted(k for k in sums if k not in order)
     return tuple(UnitCount(key=k, label=labels.get(k, k), allocated=sums[k][0],
                            completed=sums[k][1]) for k in keys)
 
 
+def _theme_counts(framework: Framework, current: Mapping[str, str],
+                  previous: Mapping[str, str]) -> tuple[ThemeCount, ...]:
+    """Cases whose audits raise each theme, most raised first (framework order on ties)."""
+    def tally(texts: Mapping[str, str]) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for text in texts.values():
+            for key in themes_raised(text, framework.themes):
+                counts[key] += 1
+        return counts
+
+    cur, prev = tally(current), tally(previous)
+    order = {t.key: i for i, t in enumerate(framework.themes)}
+    rows = [ThemeCount(t.key, t.label, cur.get(t.key, 0), prev.get(t.key, 0))
+            for t in framework.themes]
+    return tuple(sorted(rows, key=lambda r: (-r.count, order[r.key])))
+
+
 async def compute_digest(sessions: async_sessionmaker[AsyncSession], framework: Framework,
-                         period: str | Period) -> Digest:
-    """The digest for a month or quarter, as of the end of that period."""
+                         period: str | Period, *, as_of: datetime | None = None,
+                         phrases: bool = True) -> Digest:
+    """The digest for a month or quarter, as of the end of that period, or as of ``as_of``
+    when that comes first (a period still running is counted up to now, never ahead).
+
+    ``phrases`` False skips the emerging-phrase extraction (tests of other figures).
+    """
     p = Period.parse(period) if isinstance(period, str) else period
     prev = p.previous()
     zone = framework.zone
     start, end = local_midnight_utc(p.start, zone), local_midnight_utc(p.end, zone)
+    complete = as_of is None or as_of >= end
+    if not complete:
+        assert as_of is not None
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must carry a time zone")
+        end = max(as_of, start)
+    end_day = p.end if complete else local_date(end, zone)
     prev_start = local_midnight_utc(prev.start, zone)
     async with sessions() as session:
         conn = await session.connection()
@@ -375,19 +378,19 @@ async def compute_digest(sessions: async_sessionmaker[AsyncSession], framework: 
         allocation = await _allocation(session, p, end)
         overall = await _overall(session, prev_start, start, end)
         domains = await _domains(session, prev_start, start, end)
-        actions = await _actions(session, start, end, p.end, dialect)
-        reaudits = await _reaudits(session, framework, p, end)
+        actions = await _actions(session, start, end, end_day, dialect)
+        reaudits = await _reaudits(session, framework, p, end, end_day)
+        celebrate_by_team, safeguarding = await _celebrations(session, start, end)
+        current_texts, previous_texts = await _texts(session, prev_start, start, end)
+        thematic = await _thematic(session, framework, p, start, end)
+        names = list((await session.scalars(select(Staff.name))).all()) if phrases else []
 
     grades: dict[bool, dict[str, int]] = {True: {}, False: {}}
-    celebrate = safeguarding = 0
-    for cur, grade, n, c, s in overall:
+    for cur, grade, n in overall:
         if grade is not None:
             grades[cur][grade] = grades[cur].get(grade, 0) + n
-        if cur:
-            celebrate += c
-            safeguarding += s
-    submitted = sum(n for cur, _, n, _, _ in overall if cur)
-    previous_submitted = sum(n for cur, _, n, _, _ in overall if not cur)
+    submitted = sum(n for cur, _, n in overall if cur)
+    previous_submitted = sum(n for cur, _, n in overall if not cur)
 
     per_domain: dict[str, dict[bool, dict[str, int]]] = defaultdict(lambda: {True: {}, False: {}})
     for cur, domain, grade, n in domains:
@@ -396,11 +399,12 @@ async def compute_digest(sessions: async_sessionmaker[AsyncSession], framework: 
     domain_keys = [k for k in order if k in per_domain]
     domain_keys += sorted(k for k in per_domain if k not in labels)
 
-    team_rows: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for team, _, n, c in allocation:
-        team_rows[team][0] += n
-        team_rows[team][1] += c
     area_labels = {k: a.label for k, a in framework.areas.items()}
+    emerging: tuple[Phrase, ...] = ()
+    if phrases and current_texts:
+        from reports.themes import emerging_phrases
+
+        emerging = emerging_phrases(current_texts, framework.themes, names=names)
 
     return Digest(
         period=p.key,
@@ -409,98 +413,30 @@ async def compute_digest(sessions: async_sessionmaker[AsyncSession], framework: 
         start=p.start.isoformat(),
         end=p.end.isoformat(),
         previous_period=prev.key,
-        allocated=sum(n for _, _, n, _ in allocation),
-        completed=sum(c for _, _, _, c in allocation),
+        allocated=sum(n for *_, n, _ in allocation),
+        completed=sum(c for *_, c in allocation),
         submitted=submitted,
         previous_submitted=previous_submitted,
-        teams=tuple(UnitCount(key=t, label=t, allocated=v[0], completed=v[1])
-                    for t, v in sorted(team_rows.items())),
-        areas=_units(((a, n, c) for _, a, n, c in allocation), list(framework.areas),
-                     area_labels),
-        grades=_distribution(framework, grades[True], grades[False]),
+        teams=_units(((t, n, c) for t, _, _, n, c in allocation), [], {}, keep_empty=False),
+        areas=_units(((a, n, c) for _, _, a, n, c in allocation), list(framework.areas),
+                     area_labels, keep_empty=True),
+        grades=distribution(framework, grades[True], grades[False]),
         domains=tuple(
             DomainDistribution(domain=k, label=labels.get(k, k),
-                               distribution=_distribution(framework, per_domain[k][True],
-                                                          per_domain[k][False]))
+                               distribution=distribution(framework, per_domain[k][True],
+                                                         per_domain[k][False]))
             for k in domain_keys
         ),
         actions=actions,
         reaudits=reaudits,
-        celebrate=celebrate,
+        celebrate=sum(n for _, n in celebrate_by_team),
         safeguarding_concerns=safeguarding,
+        as_of=end.isoformat(),
+        complete=complete,
+        auditor_teams=_units(((at, n, c) for _, at, _, n, c in allocation), [], {},
+                             keep_empty=False),
+        celebrate_by_team=tuple(celebrate_by_team),
+        themes=_theme_counts(framework, current_texts, previous_texts),
+        emerging=emerging,
+        thematic=thematic,
     )
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def _signed(value: float, unit: str = "") -> str:
-    if value == 0:
-        return f"±0{unit}"
-    text = f"{value:+.1f}" if isinstance(value, float) else f"{value:+d}"
-    return text.removesuffix(".0") + unit
-
-
-def _bar(share: float, width: int = 20) -> str:
-    """A text bar: a picture of the distribution reads faster than the numbers alone."""
-    filled = round(share / 100 * width)
-    return "█" * filled + "░" * (width - filled)
-
-
-def _grade_label(framework: Framework, key: str) -> str:
-    try:
-        return framework.grade(key).label
-    except KeyError:
-        return key
-
-
-def digest_text(digest: Digest, framework: Framework) -> str:
-    """A short markdown rendering for the channel, with the framework's labels."""
-    period_word = digest.kind
-    lines = [f"**{framework.authority}: audit digest for {digest.label}**", ""]
-    rate = _pct(digest.completed, digest.allocated)
-    lines.append(f"**Audits:** {digest.completed} of {digest.allocated} allocated completed "
-                 f"({rate:g}%); {digest.submitted} submitted in the {period_word} "
-                 f"({_signed(digest.submitted - digest.previous_submitted)} on "
-                 f"{digest.previous_period}).")
-    if digest.teams:
-        lines.append("")
-        lines.append("**By team** (completed / allocated):")
-        lines += [f"- {t.label}: {t.completed} / {t.allocated}" for t in digest.teams]
-    if any(a.allocated for a in digest.areas):
-        lines.append("")
-        lines.append("**By area of planning** (completed / allocated):")
-        lines += [f"- {a.label}: {a.completed} / {a.allocated}"
-                  for a in digest.areas if a.allocated]
-
-    g = digest.grades
-    lines += ["", f"**Overall grades** ({g.total} audits; {digest.previous_period}: "
-                  f"{g.previous_total}):"]
-    for row in g.grades:
-        if row.count or row.previous:
-            lines.append(f"- `{_bar(row.share)}` {_grade_label(framework, row.grade)}: "
-                         f"{row.count} ({row.share:g}%, {_signed(row.share_change, ' pts')})")
-    lines.append(f"- Good or better: {g.good_or_better:g}% "
-                 f"({_signed(g.good_or_better_change, ' pts')} on {digest.previous_period})")
-
-    if digest.domains:
-        lines += ["", "**Domains** (good or better, change on last period):"]
-        for d in digest.domains:
-            dist = d.distribution
-            lines.append(f"- {d.label}: {dist.good_or_better:g}% "
-                         f"({_signed(dist.good_or_better_change, ' pts')})")
-
-    a = digest.actions
-    done = a.done_on_time + a.done_late
-    lines += ["", f"**Actions:** {a.open} open at the end of the {period_word}, {a.overdue} "
-                  f"overdue; {done} done ({a.done_on_time} on time, {a.done_late} late); "
-                  f"{a.raised} raised."]
-    if digest.reaudits:
-        parts = [f"{_grade_label(framework, r.grade)}: {r.overdue} overdue, "
-                 f"{r.due_next_period} due next {period_word}" for r in digest.reaudits]
-        lines.append(f"**Re-audits:** {digest.reaudits_overdue} overdue, "
-                     f"{digest.reaudits_due_next} due next {period_word} ({'; '.join(parts)}).")
-    plural = "" if digest.celebrate == 1 else "s"
-    lines.append(f"**Outstanding practice to celebrate:** {digest.celebrate} audit{plural}.")
-    lines.append(f"**Serious safeguarding concerns raised:** {digest.safeguarding_concerns}.")
-    return "\n".join(lines)

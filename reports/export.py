@@ -28,24 +28,41 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from qa.framework import Framework
 from qa.periods import month_key, shift_month
-from store.models import Audit, AuditAction, DomainGrade, Team
+from store.models import Audit, AuditAction, DomainGrade, PartB, Team
 
 BATCH: Final = 2000
 FORMATS: Final = ("csv", "xlsx")
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 
+#: The written findings of an audit, in ``Audit.answers``: export column -> answer key.
+FINDINGS: Final = (
+    ("strengths", "strengths"), ("worries", "worries"), ("needs_to_be_better", "better"),
+    ("social_worker_took_part", "sw_took_part"), ("child_contacted", "child_contacted"),
+    ("family_contacted", "family_contacted"),
+    ("what_the_child_and_family_said", "feedback"), ("practice_to_celebrate", "celebrate"),
+)  # fmt: skip
 AUDIT_COLUMNS: Final = (
     "audit_id", "case_ref", "month", "team", "area", "tool", "reason", "auditor_id",
     "status", "allocated_at_utc", "deadline", "submitted_at_utc", "overall_grade",
-    "overall_grade_label", "outcomes", "safeguarding_concern",
+    "overall_grade_label", "outcomes", "safeguarding_concern", *(c for c, _ in FINDINGS),
 )  # fmt: skip
+#: Free-text columns: wide in the workbook so they can be read.
+_WIDE: Final = frozenset({"what", "strengths", "worries", "needs_to_be_better",
+                          "what_the_child_and_family_said", "practice_to_celebrate",
+                          "done_note", "extension_reason", "disagree_reason", "reflections"})
 DOMAIN_COLUMNS: Final = (
     "audit_id", "case_ref", "month", "team", "area", "domain", "domain_title", "grade",
     "grade_label",
 )  # fmt: skip
 ACTION_COLUMNS: Final = (
     "action_id", "audit_id", "case_ref", "month", "team", "seq", "what", "owner_id", "due_on",
-    "priority", "status", "created_at_utc", "done_at_utc",
+    "priority", "status", "created_at_utc", "done_at_utc", "done_by", "done_note",
+    "first_due_on", "extension_asked_to", "extension_reason", "extension_decided_by",
+)  # fmt: skip
+PART_B_COLUMNS: Final = (
+    "part_b_id", "audit_id", "case_ref", "month", "team", "staff_id", "relation", "status",
+    "due_on", "agrees", "disagree_reason", "reflections", "discussed_in_supervision_on",
+    "submitted_at_utc",
 )  # fmt: skip
 
 
@@ -128,9 +145,24 @@ class _XlsxBook:
         self.book = Workbook(write_only=True)
 
     def sheet(self, title: str, header: Sequence[str]) -> _Sink:
+        """A sheet whose header row is bold, frozen and filtered, with readable widths."""
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Alignment, Font
+        from openpyxl.utils import get_column_letter
+
         ws = self.book.create_sheet(title=title)
-        ws.append(list(header))
-        return _XlsxSheet(ws)
+        for i, name in enumerate(header, start=1):
+            width = 60 if name in _WIDE else max(12, len(name) + 3)
+            ws.column_dimensions[get_column_letter(i)].width = width
+        ws.freeze_panes = "A2"
+        bold, wrap = Font(bold=True), Alignment(wrap_text=True, vertical="top")
+        cells = []
+        for name in header:
+            cell = WriteOnlyCell(ws, value=name)
+            cell.font, cell.alignment = bold, wrap
+            cells.append(cell)
+        ws.append(cells)
+        return _XlsxSheet(ws, len(header))
 
     def close(self) -> None:
         with self.tmp.open("wb") as fh:
@@ -142,15 +174,20 @@ class _XlsxBook:
 
 
 class _XlsxSheet(_Sink):
-    def __init__(self, ws: Any) -> None:
+    def __init__(self, ws: Any, columns: int) -> None:
         self.ws = ws
+        self.columns = columns
+        self.rows = 1
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
         for row in rows:
             self.ws.append([_xlsx_cell(v) for v in row])
+        self.rows += len(rows)
 
     def close(self) -> None:
-        pass
+        from openpyxl.utils import get_column_letter
+
+        self.ws.auto_filter.ref = f"A1:{get_column_letter(self.columns)}{self.rows}"
 
 
 # --------------------------------------------------------------------------- queries
@@ -189,12 +226,15 @@ def _audit_rows(labels: _Labels) -> tuple[Select[Any], Any, Callable[[Any], tupl
     stmt = select(
         Audit.id, Audit.case_ref, Audit.month, Team.name, Audit.area, Audit.tool, Audit.reason,
         Audit.auditor_id, Audit.status, Audit.allocated_at, Audit.deadline, Audit.submitted_at,
-        Audit.overall_grade, Audit.outcomes, Audit.safeguarding_concern,
+        Audit.overall_grade, Audit.outcomes, Audit.safeguarding_concern, Audit.answers,
     ).join(Team, Team.id == Audit.team_id)
 
     def shape(r: Any) -> tuple[Any, ...]:
         grade = r[12]
-        return (*r[:13], labels.grades.get(grade, grade) if grade else None, r[13], r[14])
+        answers = r[15] if isinstance(r[15], dict) else {}
+        findings = tuple(_answer(answers.get(key)) for _, key in FINDINGS)
+        return (*r[:13], labels.grades.get(grade, grade) if grade else None, r[13], r[14],
+                *findings)
 
     return stmt, Audit.id, shape
 
@@ -215,21 +255,42 @@ def _domain_rows(labels: _Labels) -> tuple[Select[Any], Any, Callable[[Any], tup
     return stmt, DomainGrade.id, shape
 
 
+def _answer(value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
 def _action_rows(_labels: _Labels) -> tuple[Select[Any], Any, Callable[[Any], tuple[Any, ...]]]:
     a = AuditAction
     stmt = (
         select(a.id, a.audit_id, Audit.case_ref, Audit.month, Team.name, a.seq, a.what,
-               a.owner_id, a.due_on, a.priority, a.status, a.created_at, a.done_at)
+               a.owner_id, a.due_on, a.priority, a.status, a.created_at, a.done_at,
+               a.done_by, a.done_note, a.first_due_on, a.asked_due_on, a.asked_reason,
+               a.decided_by)
         .join(Audit, Audit.id == a.audit_id)
         .join(Team, Team.id == Audit.team_id)
     )
     return stmt, a.id, tuple
 
 
+def _part_b_rows(_labels: _Labels) -> tuple[Select[Any], Any, Callable[[Any], tuple[Any, ...]]]:
+    p = PartB
+    stmt = (
+        select(p.id, p.audit_id, Audit.case_ref, Audit.month, Team.name, p.staff_id, p.relation,
+               p.status, p.due_on, p.agrees, p.disagree_reason, p.reflections, p.discussed_on,
+               p.submitted_at)
+        .join(Audit, Audit.id == p.audit_id)
+        .join(Team, Team.id == Audit.team_id)
+    )
+    return stmt, p.id, tuple
+
+
 _TABLES: Final = (
     ("audits", AUDIT_COLUMNS, _audit_rows),
     ("domain_grades", DOMAIN_COLUMNS, _domain_rows),
     ("actions", ACTION_COLUMNS, _action_rows),
+    ("part_b", PART_B_COLUMNS, _part_b_rows),
 )
 
 

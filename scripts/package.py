@@ -146,8 +146,9 @@ def command_lists(commands: Iterable[Command]) -> list[dict[str, Any]]:
     everyone = [c for c in commands if c.roles is None]
     restricted = [c for c in commands if c.roles is not None]
     personal = [_entry(c) for c in (everyone + restricted)[:MAX_COMMANDS]]
-    # Channels and group chats: only commands that never answer with case-level detail.
-    shared = [_entry(c) for c in everyone if c.anywhere]
+    # Channels and group chats: only commands that never answer with case-level detail
+    # (some are for a role, e.g. "digests here" for the QA team; the router checks it).
+    shared = [_entry(c) for c in everyone + restricted if c.anywhere]
     lists: list[dict[str, Any]] = [{"scopes": ["personal"], "commands": personal}]
     if shared:
         lists.append({"scopes": ["team", "groupChat"], "commands": shared})

@@ -382,3 +382,19 @@ class RemedialRecipient(Base):
     remedial_id: Mapped[int] = mapped_column(ForeignKey("remedial.id"), primary_key=True)
     staff_id: Mapped[str] = mapped_column(ForeignKey("staff.staff_id"), primary_key=True)
 
+
+class DigestChannel(Base):
+    """A channel a QA lead registered (``digests here``) for the leadership digest.
+
+    ``conversation_id`` is the channel itself (never a reply thread), so each digest is a
+    new post. Rows are kept when a channel is switched off (``active`` False) so the log of
+    who registered it stays readable.
+    """
+
+    __tablename__ = "digest_channels"
+    conversation_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    team_id: Mapped[str | None] = mapped_column(String(300))
+    team_name: Mapped[str | None] = mapped_column(String(200))
+    registered_by: Mapped[str] = mapped_column(String(200))
+    registered_at: Mapped[datetime] = mapped_column()
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -163,4 +163,28 @@ async def service(settings: Settings, framework: Framework, fake_connector: obje
     try:
         yield Service(client, app[SERVICES], fake_connector, clock)
     finally:
+        await _register_known(app[SERVICES], fake_connector)
         await client.close()
+
+
+async def _register_known(services: Services, connector: object) -> None:
+    """Tell the channel scan (tests/channel_scan.py) what case refs and names exist."""
+    from sqlalchemy import select
+
+    from store.models import Case, Staff, Team
+
+    known = getattr(connector, "known", None)
+    if known is None:
+        return
+    try:
+        async with services.sessions() as session:
+            known.case_refs |= set((await session.scalars(select(Case.case_ref))).all())
+            known.staff_names |= set((await session.scalars(select(Staff.name))).all())
+            known.labels |= set((await session.scalars(select(Team.name))).all())
+    except Exception:  # the test may have dropped the database; the scan still runs
+        pass
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "channel_scan_exempt: tests of the fake connector "
+                                       "itself; its channel posts are not the bot's")

@@ -429,3 +429,65 @@ async def test_status_shows_reaudits_due_and_overdue(service) -> None:
     [card] = await _cards_to(fc, "QA1", "Audit completion")
     text = texts_of(card)
     assert "Re-audits" in text and "Overdue (1)" in text and f"{CASE}: Inadequate" in text
+
+
+# ---------------------------------------------------------------------------- retention
+
+
+async def test_a_purged_case_takes_its_part_b_alerts_and_plans_with_it(service) -> None:
+    from flows.records import purge_records, read_log
+    from store.models import Audit, Case, RemedialRecipient
+
+    ctx, fc = service.ctx, service.connector
+    audit_id = await seed_council(ctx, fc)
+    await anchor(service)
+    await submit(service, audit_id, concern(ctx) | form(ctx, "inadequate", safeguarding="true",
+                                                        safeguarding_details="Bruising.")
+                 | action(1, today(ctx) + timedelta(days=10)))
+    async with ctx.sessions() as s:
+        assert await s.scalar(select(PartB.id)) and await s.scalar(select(Remedial.id))
+        assert await s.scalar(select(SafeguardingAlert.id))
+        remedial_id = await s.scalar(select(Remedial.id))
+    async with ctx.sessions.begin() as s:
+        case = await s.get(Case, CASE)
+        case.status, case.closed_on = "closed", date(2018, 3, 1)  # past the 7 years kept
+    at = datetime.now(LONDON)
+    log_before = await read_log(ctx, since=at - timedelta(days=1), case_ref=CASE)
+    assert {"part_b.requested", "remedial.opened"} <= {e.action for e in log_before}
+    done = await purge_records(ctx, at=at, actor="test", dry_run=False)
+    assert done.counts["cases"] == 1 and done.counts["part_b"] == 3
+    assert done.counts["safeguarding_alerts"] == 1 and done.counts["remedial_plans"] == 1
+    async with ctx.sessions() as s:
+        for model in (Audit, AuditAction, PartB, SafeguardingAlert, AlertRecipient, Remedial,
+                      RemedialRecipient):
+            assert (await s.scalars(select(model))).all() == [], model.__tablename__
+        about = (await s.scalars(select(AuditLogEntry).where(
+            AuditLogEntry.entity == "remedial",
+            AuditLogEntry.entity_id == str(remedial_id)))).all()
+    assert about == []
+
+
+async def test_the_export_carries_part_b_and_how_actions_were_closed(service, tmp_path) -> None:
+    import csv
+
+    from flows.export import export_records
+
+    ctx, fc = service.ctx, service.connector
+    _, action_id = await _with_action(service)
+    async with ctx.sessions() as s:
+        audit_id = await s.scalar(select(AuditAction.audit_id))
+    ids = part_b_ids(audit_id)
+    await click(service, SubmitPartB.verb, SubmitPartB(audit_id).pack()
+                | {ids["agrees"]: "no", ids["reason"]: "=HYPERLINK(\"x\")"}, "SW1")
+    await click(service, ActionDone.verb, ActionDone(action_id).pack()
+                | {f"note.{action_id}": "Chronology updated."}, "SW1")
+    paths = await export_records(ctx, tmp_path, since=None, until=None, fmt="csv")
+    with paths["part_b"].open(newline="", encoding="utf-8") as f:
+        rows = {r["staff_id"]: r for r in csv.DictReader(f)}
+    assert rows["SW1"]["agrees"] == "no" and rows["SW1"]["status"] == "submitted"
+    assert rows["SW1"]["disagree_reason"].startswith("'=")  # neutralised for spreadsheets
+    assert rows["TM1"]["status"] == "requested" and rows["SW1"]["case_ref"] == CASE
+    with paths["actions"].open(newline="", encoding="utf-8") as f:
+        [done] = list(csv.DictReader(f))
+    assert (done["status"], done["done_by"], done["done_note"]) == ("done", "SW1",
+                                                                    "Chronology updated.")

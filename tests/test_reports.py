@@ -23,10 +23,12 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from cards.digest import digest_text as card_text
+from qa.digest import channel_view
 from qa.framework import Framework
 from qa.framework_file import bundled_framework_path, load_framework
 from qa.periods import Period
-from reports.digest import Digest, compute_digest, digest_text
+from reports.digest import Digest, compute_digest
 from reports.export import ACTION_COLUMNS, AUDIT_COLUMNS, DOMAIN_COLUMNS, export
 from store.db import make_engine, make_sessionmaker
 from store.models import (
@@ -187,6 +189,11 @@ async def seed(b: Builder) -> None:
     await b.audit("CR-3002", "2026-01", submitted=utc(2026, 1, 1), grade="outstanding")
 
 
+def digest_text(d: Digest, framework: Framework) -> str:
+    """The printed digest: the channel's protected view as plain text."""
+    return card_text(channel_view(d, framework))
+
+
 def grades_of(d: Any) -> dict[str, tuple[int, int]]:
     return {g.grade: (g.count, g.previous) for g in d.grades}
 
@@ -280,7 +287,7 @@ async def test_digest_of_an_empty_period(report_db: tuple[AsyncEngine, Builder],
     assert (d.allocated, d.completed, d.submitted, d.celebrate) == (0, 0, 0, 0)
     assert d.grades.total == 0 and d.grades.good_or_better == 0.0
     assert all(r.pending == 0 for r in d.reaudits) and d.domains == ()
-    assert "0 of 0 allocated" in digest_text(d, report_framework)
+    assert "Allocated 0, completed 0" in digest_text(d, report_framework)
 
 
 async def test_digest_holds_no_case_refs_or_free_text(
@@ -304,14 +311,15 @@ async def test_digest_text_uses_framework_labels(report_db: tuple[AsyncEngine, B
     await seed(b)
     d: Digest = await compute_digest(b.sessions, report_framework, "2026-03")
     out = digest_text(d, report_framework)
+    # The printed digest is the channel's view (deliberate change in issue 10): every count
+    # here is from 1 to 4, so each is shown as "fewer than 5" and no share is shown.
     assert "audit digest for March 2026" in out
-    assert "2 of 4 allocated completed (50%)" in out
-    assert "Requires Improvement: 1 (33.3%, +33.3 pts)" in out
-    assert "Quality of assessment: 50%" in out
-    assert "Children in need of help and protection: 1 / 1" in out
-    assert "4 open at the end of the month, 3 overdue; 3 done (2 on time, 1 late)" in out
-    assert "**Re-audits:** 4 overdue, 2 due next month" in out
-    assert "celebrate:** 1 audit." in out and "concerns raised:** 1." in out
+    assert "Allocated fewer than 5, completed fewer than 5 (–)" in out
+    assert "Children in need of help and protection  fewer than 5" in out
+    assert "Requires Improvement  fewer than 5" in out
+    assert "Quality of assessment" in out and "February 2026" in out
+    assert "Overdue: fewer than 5; open, not yet due: fewer than 5" in out
+    assert "**" not in out and "`" not in out  # plain text, no Markdown on a terminal
 
 
 # --------------------------------------------------------------------------- export
@@ -327,7 +335,8 @@ async def test_export_csv_rows_and_headers(report_db: tuple[AsyncEngine, Builder
     _, b = report_db
     await seed(b)
     paths = await export(b.sessions, tmp_path / "out", framework=report_framework, batch=4)
-    assert set(paths) == {"audits", "domain_grades", "actions"}
+    # Part B (issue 9) is exported as a table of its own (issue 10: exports carry Part B)
+    assert set(paths) == {"audits", "domain_grades", "actions", "part_b"}
     for name, cols in (("audits", AUDIT_COLUMNS), ("domain_grades", DOMAIN_COLUMNS),
                        ("actions", ACTION_COLUMNS)):
         with paths[name].open(encoding="utf-8") as fh:
@@ -380,7 +389,7 @@ async def test_export_xlsx(report_db: tuple[AsyncEngine, Builder], report_framew
     book_path = paths["audits"]
     assert set(paths.values()) == {book_path} and book_path.suffix == ".xlsx"
     book = openpyxl.load_workbook(book_path, read_only=True)
-    assert book.sheetnames == ["audits", "domain_grades", "actions"]
+    assert book.sheetnames == ["audits", "domain_grades", "actions", "part_b"]
     rows = {name: list(book[name].iter_rows(values_only=True)) for name in book.sheetnames}
     assert rows["audits"][0] == AUDIT_COLUMNS and len(rows["audits"]) == 23
     assert len(rows["domain_grades"]) == 5 and len(rows["actions"]) == 11
