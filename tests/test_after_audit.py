@@ -472,7 +472,7 @@ async def test_the_export_carries_part_b_and_how_actions_were_closed(service, tm
 
     from flows.export import export_records
 
-    ctx, fc = service.ctx, service.connector
+    ctx = service.ctx
     _, action_id = await _with_action(service)
     async with ctx.sessions() as s:
         audit_id = await s.scalar(select(AuditAction.audit_id))
