@@ -149,6 +149,7 @@ class FindingsView:
     actions: tuple[FindingAction, ...]
     part_b: PartBAsk | None = None
     copy_note: str | None = None  # for the QA team's copy
+    revised: bool = False  # resubmitted after a moderator returned it for rework
 
 
 def _part_b_inputs(audit_id: int, ask: PartBAsk) -> list[dict[str, Any]]:
@@ -181,7 +182,7 @@ def findings_card(view: FindingsView) -> dict[str, Any]:
     """SPEC R7: the findings 1:1 to the case's social worker and team manager (with their
     Part B to record), and a copy to the QA team."""
     body: list[dict[str, Any]] = [
-        heading(f"Audit findings: case {view.case_ref}"),
+        heading(f"Audit findings{' (revised)' if view.revised else ''}: case {view.case_ref}"),
         facts([("Area", view.area_label), ("Auditor", view.auditor_name),
                ("Submitted", fmt_datetime(view.submitted_at)),
                ("Overall grade", view.overall_label), ("Child's outcomes", view.outcomes_label)]),

@@ -76,6 +76,9 @@ ERROR_TEXT: Final[Mapping[Code, str]] = MappingProxyType({
     Code.REMEDIAL_NOT_YOURS: ("Only the people asked for the remedial plan or the QA team can "
                               "record it. Nothing was changed."),
     Code.REMEDIAL_PLAN_EMPTY: "Please write the remedial plan before recording it.",
+    Code.MODERATION_NOT_FOUND: "I cannot find that moderation. Nothing was changed.",
+    Code.MODERATION_NOT_YOURS: ("Only the moderator this audit was given to can moderate it. "
+                                "Nothing was changed."),
     Code.BAD_PAYLOAD: ("Sorry, that button did not work ({problem}). Nothing was changed. "
                        "Please open it again from the message it came in."),
     Code.UNKNOWN_VERB: "That button is no longer supported. Type **help**.",
@@ -440,3 +443,94 @@ def digest_posted(period: str, queued: int, channels: int, complete: bool) -> st
         return f"The {period} digest was already queued for every channel; nothing new."
     return (f"The {period} digest{so_far} is queued for {queued} of {channels} channel(s); "
             "the running service delivers it (see 'qabot outbox status').")
+
+
+# ---------------------------------------------------------------------------- moderation
+
+MODERATION_DUTY: Final = ("audits to moderate each month (agree, regrade or return them for "
+                          "rework), with a reminder before they are due")
+CALIBRATION_DUTY: Final = ("the monthly moderation sample; **calibration** shows how often "
+                           "moderators agree with each auditor")
+
+
+def moderation_heading(month: str) -> str:
+    return f"Audits to moderate: submitted in {month}"
+
+
+def moderation_again_heading(case_ref: str) -> str:
+    return f"Resubmitted for moderation: case {case_ref}"
+
+
+def moderation_reminder_heading(due: date) -> str:
+    return f"Reminder: moderation due {_day(due)}"
+
+
+def moderation_summary(month: str, sampled: int, submitted: int, rate: float,
+                       always: Sequence[str], per_moderator: Sequence[tuple[str, int]],
+                       due: date, unassigned: Sequence[str],
+                       unreachable: Sequence[str]) -> str:
+    """To the QA team, 1:1: the month's sample, who moderates how many, what could not go."""
+    lines = [f"**Moderation sample for audits submitted in {month}**: {sampled} of "
+             f"{submitted} ({rate:.0%} sample"
+             + (f", every {' and '.join(always)} audit included" if always else "")
+             + f"), due {_day(due)}."]
+    if per_moderator:
+        lines.append("Moderators: " + ", ".join(f"{n} ({k})" for n, k in per_moderator) + ".")
+    if unassigned:
+        lines.append("Could not allocate (no moderator outside the case's team and line of "
+                     f"management): {', '.join(unassigned)}. Please moderate these yourselves "
+                     "or add moderators to the staff list.")
+    if unreachable:
+        lines.append(f"Not reachable in Teams yet (their request waits for them): "
+                     f"{names(list(unreachable))}.")
+    return "\n\n".join(lines)
+
+
+def moderation_queued(moderator: str, due: date) -> str:
+    return (f"It was moderated before being returned to you, so I have queued it for "
+            f"{moderator} to moderate again by {_day(due)}.")
+
+
+def moderation_agreed_note(moderator: str, case_ref: str) -> str:
+    return (f"{moderator} moderated your audit of case {case_ref} and agreed with your "
+            "grades.")
+
+
+def moderation_regraded_note(moderator: str, case_ref: str, before: str, after: str,
+                             changes: Sequence[tuple[str, str, str]], reason: str,
+                             added: int) -> str:
+    """To the auditor and the people who had the findings: the final grade changed."""
+    lines = [f"{moderator} moderated the audit of case {case_ref} and regraded it: the final "
+             f"grade is now **{after}** (the auditor gave {before})."]
+    if changes:
+        lines.append("Changed: " + "; ".join(f"{t} {a} → {m}" for t, a, m in changes) + ".")
+    lines.append(f"Reason: {reason}")
+    if added:
+        lines.append(f"The moderator added {added} action{'s' if added != 1 else ''}; "
+                     "their owners have been asked to do them.")
+    return "\n\n".join(lines)
+
+
+def moderation_action_note(moderator: str, case_ref: str, what: str, due: date) -> str:
+    return (f"{moderator} moderated the audit of case {case_ref} and added an action for "
+            f"you: **{what}**, due {_day(due)}. Type **my actions** to see it with its "
+            "buttons.")
+
+
+def returned_for_rework(moderator: str, reason: str, deadline: date, kept: int) -> str:
+    """At the top of a returned form: who returned it, why, by when, and the actions kept."""
+    kept_words = (f" The {kept} action{'s' if kept != 1 else ''} you recorded stay open with "
+                  "their owners; add any new ones below." if kept else "")
+    return (f"Returned for rework by {moderator}: {reason} Please correct the audit and "
+            f"submit it again by {_day(deadline)}; your entries are kept.{kept_words}")
+
+
+def moderation_returned_done(auditor: str, case_ref: str) -> str:
+    return f"Returned to {auditor} for rework (case {case_ref}). You will moderate it again."
+
+
+def moderation_overdue_note(rows: Sequence[tuple[str, date, Sequence[str]]]) -> str:
+    """To a moderator's manager, 1:1: their staff's moderations past due."""
+    lines = ["These moderations are past their due date:"]
+    lines += [f"- {who}: {', '.join(refs)} (due {_day(due)})" for who, due, refs in rows]
+    return "\n".join(lines)

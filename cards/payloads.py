@@ -29,9 +29,10 @@ from typing import Any, ClassVar, Literal, TypeVar
 from cards.messages import payload_problem
 from qa.errors import Code, Refused
 
-__all__ = ["ID_MAX", "TEXT_MAX", "AcknowledgeAlert", "ActionDone", "AskMoreTime",
-           "DecideMoreTime", "DigestDetails", "OpenAudit", "Payload", "PayloadError",
-           "RecordPlan", "SaveDraft", "ShowMyActions", "SubmitAudit", "SubmitPartB"]
+__all__ = ["ID_MAX", "TEXT_MAX", "AcknowledgeAlert", "ActionDone", "AgreeModeration",
+           "AskMoreTime", "DecideMoreTime", "DigestDetails", "OpenAudit", "OpenModeration",
+           "Payload", "PayloadError", "RecordPlan", "RegradeModeration", "ReturnModeration",
+           "SaveDraft", "ShowMyActions", "SubmitAudit", "SubmitPartB"]
 
 P = TypeVar("P", bound="Payload")
 
@@ -211,3 +212,27 @@ class DigestDetails(Payload):
 
     verb: ClassVar[str] = "digest.details"
     period: str
+
+
+@dataclass(frozen=True)
+class OpenModeration(Payload):
+    verb: ClassVar[str] = "moderation.open"
+    moderation_id: int
+
+
+@dataclass(frozen=True)
+class AgreeModeration(Payload):
+    verb: ClassVar[str] = "moderation.agree"
+    moderation_id: int
+
+
+@dataclass(frozen=True)
+class RegradeModeration(Payload):
+    verb: ClassVar[str] = "moderation.regrade"
+    moderation_id: int
+
+
+@dataclass(frozen=True)
+class ReturnModeration(Payload):
+    verb: ClassVar[str] = "moderation.return"
+    moderation_id: int

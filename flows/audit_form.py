@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.router import Request, Router
 from bot.turn import Reply
 from cards import messages
@@ -33,8 +35,9 @@ from qa.errors import Code, Conflict, NotAllowed
 from qa.framework import Framework, Tool
 from qa.people import LineOfManagement
 from store import audits as stored
+from store import moderation as moderation_store
 from store.audits import SUBMITTED, SubmittedAudit
-from store.models import Audit, Case
+from store.models import Audit, Case, Staff
 
 if TYPE_CHECKING:
     from qabot.services import Services
@@ -42,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 router = Router()
 jobs = ()
+
+#: An audit a moderator gave back for rework (SPEC R10): the form again, entries kept.
+RETURNED: Final = "returned"
 
 _RELATIONS: Final = {
     "social_worker": "case social worker",
@@ -258,8 +264,31 @@ async def open_audit(request: Request, ask: OpenAudit) -> Reply:
     note = None
     if audit.draft_saved_at is not None:
         note = messages.draft_resumed(fmt_datetime(_local(services, audit.draft_saved_at)))
+    elif audit.status == RETURNED:
+        note = await returned_note(services, audit)
     values = {k: v for k, v in (audit.draft or {}).items() if isinstance(v, str)}
     return Reply(card=audit_form_card(form_view(services, loaded, values, note=note)))
+
+
+async def returned_note(services: Services, audit: Audit) -> str | None:
+    """What the form says when a moderator returned it: who, why, by when, and that the
+    actions already recorded stay open."""
+    async with services.sessions() as session:
+        back = await moderation_store.latest_round(session, audit.id)
+        kept = await moderation_store.open_action_count(session, audit.id)
+        who = await session.get(Staff, back.decided_by) if back and back.decided_by else None
+    if back is None or back.status != moderation_store.RETURNED:
+        return None
+    return messages.returned_for_rework(who.name if who else (back.decided_by or ""),
+                                        back.reason or "", audit.deadline, kept)
+
+
+async def form_card(services: Services, session: AsyncSession, audit: Audit, case: Case,
+                    values: dict[str, str], note: str | None) -> dict[str, Any]:
+    """The audit form as its auditor opens it (for a form sent to them, e.g. on a return)."""
+    line = LineOfManagement(await stored.people_around_case(session, case))
+    fc = FormContext(audit, case, owners_of(case, line))
+    return audit_form_card(form_view(services, fc, values, note=note))
 
 
 @router.card(SaveDraft)
@@ -290,9 +319,13 @@ async def submit_audit(request: Request, ask: SubmitAudit) -> Reply:
         return loaded
     values = _entries(services, loaded, request.inputs)
     at = services.clock()
+    kept = 0
+    if loaded.audit.reworks:
+        async with services.sessions() as session:
+            kept = await moderation_store.open_action_count(session, ask.audit_id)
     submission, errors = fr.validate(values, tool=_tool(services.framework, loaded.audit),
                                      framework=services.framework, today=today(services, at),
-                                     owner_ids=loaded.owner_ids)
+                                     owner_ids=loaded.owner_ids, kept_actions=kept)
     if submission is None:
         log.info("audit submit rejected", extra={"audit_id": ask.audit_id, "errors": len(errors)})
         return Reply(card=audit_form_card(form_view(services, loaded, values, errors=errors)))

@@ -56,7 +56,7 @@ def owed_by(case_team_id: int, social_worker_id: str | None,
 
 
 def findings_view(services: Services, done: SubmittedAudit, *, part_b: PartBAsk | None = None,
-                  copy_note: str | None = None) -> FindingsView:
+                  copy_note: str | None = None, revised: bool = False) -> FindingsView:
     fw = services.framework
     audit = done.audit
     tool = fw.tools.get(audit.tool)
@@ -77,7 +77,7 @@ def findings_view(services: Services, done: SubmittedAudit, *, part_b: PartBAsk 
         actions=tuple(FindingAction(a.what, done.names.get(a.owner_id, a.owner_id), a.due_on,
                                     fr.label_for(fr.PRIORITY_CHOICES, a.priority))
                       for a in done.actions),
-        part_b=part_b, copy_note=copy_note)
+        part_b=part_b, copy_note=copy_note, revised=revised)
 
 
 def recorded_text(row: PartB) -> str:
@@ -108,22 +108,29 @@ async def on_audit_submitted(services: Services, work: Work, done: Submitted) ->
     due = working_deadline(services.calendar, today(services, work.at),
                            services.framework.escalation.part_b_working_days)
     stored_audit = await submitted_audit(work.session, done.audit.id)
+    # A resubmission after a moderator's return sends the revised findings; a Part B
+    # already asked for (or recorded) stands.
+    revision = done.audit.reworks or 0
+    key = f"findings:{done.audit.id}:" + (f"r{revision}:" if revision else "")
+    asked = {row.staff_id: row for row in await stored.part_bs_of(work.session, done.audit.id)}
     for person, relation in owing:
-        row = await stored.request_part_b(work.session, done.audit.id, person.staff_id, relation,
-                                          due_on=due, at=work.at, actor=done.actor)
-        view = findings_view(services, stored_audit, part_b=_ask(row))
+        row = asked.get(person.staff_id) or await stored.request_part_b(
+            work.session, done.audit.id, person.staff_id, relation, due_on=due, at=work.at,
+            actor=done.actor)
+        view = findings_view(services, stored_audit, part_b=_ask(row), revised=bool(revision))
         await work.tell(Message(findings_card(view), staff_id=person.staff_id,
-                                dedupe_key=f"findings:{done.audit.id}:{person.staff_id}"))
+                                dedupe_key=f"{key}{person.staff_id}"))
     owing_names = [p.name for p, _ in owing]
     copy = messages.findings_copy_note(owing_names, due)
     for lead in await staff_with_roles(work.session, services.framework.qa_roles):
         if lead.staff_id in {p.staff_id for p, _ in owing} or lead.staff_id == done.actor:
             continue
         await work.tell(Message(findings_card(findings_view(services, stored_audit,
-                                                            copy_note=copy)),
-                                staff_id=lead.staff_id,
-                                dedupe_key=f"findings:{done.audit.id}:copy:{lead.staff_id}"))
-    log.info("findings queued", extra={"audit_id": done.audit.id, "part_b": len(owing)})
+                                                            copy_note=copy,
+                                                            revised=bool(revision))),
+                                staff_id=lead.staff_id, dedupe_key=f"{key}copy:{lead.staff_id}"))
+    log.info("findings queued", extra={"audit_id": done.audit.id, "part_b": len(owing),
+                                       "revision": revision})
     return [messages.findings_queued(owing_names, due)]
 
 

@@ -76,27 +76,35 @@ async def _view(services: Services, work: Work, row: Remedial, audit: Audit,
 
 async def on_audit_submitted(services: Services, work: Work, done: Submitted) -> list[str]:
     """A poor grade opens a remedial plan; a Good or better one ends the case's tracking."""
+    return await grade_given(services, work, done.audit, done.case, done.submission.overall,
+                             actor=done.actor)
+
+
+async def grade_given(services: Services, work: Work, audit: Audit, case: Case, grade: str, *,
+                      actor: str) -> list[str]:
+    """What a final grade means for escalation, whoever gave it (the auditor on submit, a
+    moderator's regrade): Good or better takes the case off the tracking list; a
+    ``remedial_days`` grade asks for a remedial plan, once per audit (a resubmission or a
+    regrade of an audit that already has one keeps it)."""
     fw = services.framework
-    grade = done.submission.overall
     notes: list[str] = []
     if fw.is_good_or_better(grade):
-        closed = await stored.close_tracking(work.session, done.case.case_ref,
-                                             audit_id=done.audit.id, at=work.at,
-                                             actor=done.actor)
+        closed = await stored.close_tracking(work.session, case.case_ref, audit_id=audit.id,
+                                             at=work.at, actor=actor)
         if closed:
-            notes.append(messages.tracking_closed(done.case.case_ref, fw.grade_label(grade)))
+            notes.append(messages.tracking_closed(case.case_ref, fw.grade_label(grade)))
     days = fw.escalation.remedial_days.get(grade)
-    if days is None:
+    if days is None or await stored.remedial_of_audit(work.session, audit.id) is not None:
         return notes
-    recipients = await _recipients(services, work, done.case)
+    recipients = await _recipients(services, work, case)
     due = today(services, work.at) + timedelta(days=days)
-    row = await stored.open_remedial(work.session, done.audit, grade, due_on=due,
+    row = await stored.open_remedial(work.session, audit, grade, due_on=due,
                                      recipients=[p.staff_id for p in recipients], at=work.at,
-                                     actor=done.actor)
-    body = remedial_card(await _view(services, work, row, done.audit))
+                                     actor=actor)
+    body = remedial_card(await _view(services, work, row, audit))
     for person in recipients:
         await work.tell(Message(body, staff_id=person.staff_id,
-                                dedupe_key=f"remedial:{done.audit.id}:{person.staff_id}"))
+                                dedupe_key=f"remedial:{audit.id}:{person.staff_id}"))
     notes.append(messages.remedial_queued(fw.grade_label(grade), [p.name for p in recipients], due))
     return notes
 

@@ -78,6 +78,8 @@ async def on_audit_submitted(services: Services, work: Work, done: Submitted) ->
     if not done.submission.safeguarding:
         return []
     case, audit = done.case, done.audit
+    if audit.reworks and await stored.alert_of_audit(work.session, audit.id) is not None:
+        return []  # resubmitted after rework: the alert raised the first time stands
     line = LineOfManagement(await people_around_case(work.session, case))
     managers = line.case_managers(case.team_id, case.social_worker_id)
     recipients = sorted([*managers, *line.next_rung(managers)], key=lambda p: p.staff_id)

@@ -44,8 +44,10 @@ def duties_for(roles: frozenset[str], framework: Framework) -> list[str]:
         duties.append(messages.TRACKING_DUTY)
     if roles & set(framework.escalation.remedial_roles):
         duties.append(messages.REMEDIAL_DUTY)
+    if roles & set(framework.moderation.moderators):
+        duties.append(messages.MODERATION_DUTY)
     if roles & framework.qa_roles:
-        duties.append(messages.QA_DUTY)
+        duties += [messages.QA_DUTY, messages.CALIBRATION_DUTY]
     return duties
 
 

@@ -47,6 +47,9 @@ class Code(StrEnum):
     REMEDIAL_NOT_FOUND = "remedial.not_found"
     REMEDIAL_NOT_YOURS = "remedial.not_yours"
     REMEDIAL_PLAN_EMPTY = "remedial.plan_empty"
+    # moderation
+    MODERATION_NOT_FOUND = "moderation.not_found"
+    MODERATION_NOT_YOURS = "moderation.not_yours"
     # the Teams edge
     BAD_PAYLOAD = "payload.bad"
     UNKNOWN_VERB = "payload.unknown_verb"

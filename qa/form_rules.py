@@ -205,11 +205,14 @@ def validate(
     framework: Framework,
     today: date,
     owner_ids: set[str] | frozenset[str],
+    kept_actions: int = 0,
 ) -> tuple[Submission | None, dict[str, str]]:
     """Check a submitted form; returns (submission, {}) or (None, errors by input id).
 
     ``today`` is the date in the framework's timezone: a due date must be after it.
-    ``owner_ids`` are the staff who may own an action on this case.
+    ``owner_ids`` are the staff who may own an action on this case. ``kept_actions`` are
+    the audit's actions from an earlier submission still standing (an audit returned for
+    rework keeps them), which count toward a grade's need for an action.
     """
     errors: dict[str, str] = {}
     grade_keys = {g.key for g in framework.grades}
@@ -262,9 +265,9 @@ def validate(
         errors[SAFEGUARDING_DETAILS] = ("Please describe the safeguarding concern so the "
                                         "team manager can act on it.")
 
-    actions, row_errors = _actions(values, framework.max_actions, today, owner_ids)
+    actions, row_errors = actions_from(values, framework.max_actions, today, owner_ids)
     errors.update(row_errors)
-    if (overall and not actions and not row_errors and OVERALL not in errors
+    if (overall and not actions and not kept_actions and not row_errors and OVERALL not in errors
             and framework.needs_actions(overall)):
         errors[action_id(1, "what")] = (f"An overall grade of {framework.grade(overall).label} "
                                         "needs at least one action: please add it here.")
@@ -289,10 +292,11 @@ def validate(
     ), {}
 
 
-def _actions(
+def actions_from(
     values: Mapping[str, Any], max_actions: int, today: date, owner_ids: set[str] | frozenset[str],
 ) -> tuple[list[ActionEntry], dict[str, str]]:
-    """Complete rows become actions; a half-filled row is an error on its empty fields."""
+    """Complete rows become actions; a half-filled row is an error on its empty fields
+    (the audit form's rows, and the actions a moderator adds with a regrade)."""
     actions: list[ActionEntry] = []
     errors: dict[str, str] = {}
     for n in range(1, max_actions + 1):
@@ -323,6 +327,25 @@ def _actions(
                                        owner_id=row["owner"], due_on=due,
                                        priority=row["priority"]))
     return actions, errors
+
+
+def entries_of(*, domain_grades: Mapping[str, str], overall: str | None, outcomes: str | None,
+               answers: Mapping[str, Any] | None, safeguarding: bool) -> dict[str, str]:
+    """A stored audit back as the form's entries (the inverse of :class:`Submission`), so
+    an audit returned for rework opens with everything the auditor wrote. Actions are not
+    included: those already recorded stay open with their owners."""
+    values = {domain_id(k): g for k, g in domain_grades.items()}
+    if overall:
+        values[OVERALL] = overall
+    if outcomes:
+        values[OUTCOMES] = outcomes
+    for key, value in (answers or {}).items():
+        if isinstance(value, bool):
+            values[key] = "yes" if value else "no"
+        elif isinstance(value, str) and value:
+            values[key] = value
+    values[SAFEGUARDING] = "true" if safeguarding else "false"
+    return {k: v for k, v in values.items() if is_input_id(k)}
 
 
 def label_for(choices: tuple[tuple[str, str], ...], value: str | None) -> str:

@@ -143,12 +143,22 @@ class Escalation:
     part_b_working_days: int = 10
 
 
+#: Roles that moderate when the file names none: the QA team's usual roles and the senior
+#: managers Leicester's moderations are done by.
+DEFAULT_MODERATORS: Final = ("qa_lead", "principal_social_worker", "head_of_service",
+                             "service_manager")
+
+
 @dataclass(frozen=True)
 class Moderation:
-    """Share of audits sampled for moderation, plus grades that are always moderated."""
+    """Share of audits sampled for moderation, grades that are always moderated, who
+    moderates (Leicester: heads of service and service managers; Lambeth: the practice
+    assurance leads) and the working days a moderator has."""
 
     rate: float
     always: frozenset[str]
+    moderators: tuple[str, ...] = DEFAULT_MODERATORS
+    working_days: int = 10
 
 
 @dataclass(frozen=True)

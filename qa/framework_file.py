@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from qa.calendar import REGIONS
 from qa.framework import (
     DEFAULT_GRADES,
+    DEFAULT_MODERATORS,
     DEFAULT_REMEDIAL_ROLES,
     DEFAULT_ROLES,
     OWNER,
@@ -612,7 +613,7 @@ class _Validator:
             max_actions=aud["max_actions"],
             escalation=escalation,
             reaudit_months=MappingProxyType(reaudit),
-            moderation=self.moderation(data, grade_keys),
+            moderation=self.moderation(data, grade_keys, roles, aud["qa_roles"]),
             calendar=self.calendar(data),
             schedule=self.schedule(data),
             source=self.source,
@@ -862,10 +863,11 @@ class _Validator:
             ),
         )
 
-    def moderation(self, data: Mapping[str, Any], grades: Mapping[str, Grade]) -> Moderation:
+    def moderation(self, data: Mapping[str, Any], grades: Mapping[str, Grade],
+                   roles: Mapping[str, str], qa_roles: Iterable[str]) -> Moderation:
         path: KeyPath = ("moderation",)
         section = self.table(data, "moderation", ()) or {}
-        self.check_keys(section, path, ("rate", "always"))
+        self.check_keys(section, path, ("rate", "always", "moderators", "working_days"))
         rate: float = 0.10
         if "rate" in section:
             value = section["rate"]
@@ -875,7 +877,13 @@ class _Validator:
                 raise self.fail((*path, "rate"), f"{value} is outside 0 to 1; write 10% as 0.10")
             rate = float(value)
         always = self.key_list(section, "always", path, _DEFAULT_ALWAYS_MODERATE, grades, "grade")
-        return Moderation(rate, frozenset(always))
+        # By default the QA team and whichever of the usual moderating roles the file has.
+        default = tuple(dict.fromkeys([*qa_roles, *(r for r in DEFAULT_MODERATORS if r in roles)]))
+        moderators = self.key_list(section, "moderators", path, default, roles, "role")
+        if not moderators:
+            raise self.fail((*path, "moderators"), "name at least one role that moderates")
+        days = self.integer(section, "working_days", path, 10, minimum=1, maximum=60)
+        return Moderation(rate, frozenset(always), moderators, days)
 
     def calendar(self, data: Mapping[str, Any]) -> CalendarConfig:
         path: KeyPath = ("calendar",)
@@ -1110,7 +1118,9 @@ def describe(fw: Framework) -> str:
     always = ", ".join(
         fw.grade(g).label for g in sorted(fw.moderation.always, key=lambda k: fw.grade(k).rank)
     )
-    lines.append(f"Moderation: {fw.moderation.rate:.0%} sample; always: {always or 'none'}")
+    mod = fw.moderation
+    lines.append(f"Moderation: {mod.rate:.0%} sample; always: {always or 'none'}; by "
+                 f"{', '.join(mod.moderators)} within {mod.working_days} working days")
     lines.append(
         f"Calendar: {fw.calendar.region} bank holidays + {len(fw.calendar.extra_closures)} extra "
         f"closures; working hours {_fmt_time(fw.calendar.day_starts)}-"

@@ -35,6 +35,7 @@ from flows import (
     digest,
     export,
     findings,
+    moderation,
     nudges,
     records,
     remedial,
@@ -75,7 +76,7 @@ class Runtime:
 
 #: Every feature's module; each brings ``router`` and ``jobs``.
 FLOWS = (welcome, allocation, audit_form, delegation, completion, roster, safeguarding, findings,
-         remedial, actions, nudges, digest, export, themes, records, report)
+         remedial, moderation, actions, nudges, digest, export, themes, records, report)
 
 SERVICES = web.AppKey("services", Services)
 HANDLER = web.AppKey("turn_handler", TurnHandler)

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.grading import final_overall_grade
 from store.models import AllocationRun, Audit, Case, Staff, Team
 
 __all__ = [
@@ -84,7 +85,7 @@ async def allocation_inputs(session: AsyncSession, month_key: str) -> Allocation
             .group_by(Audit.case_ref))).all()
     }
     ranked = (
-        select(Audit.case_ref, Audit.submitted_at, Audit.overall_grade,
+        select(Audit.case_ref, Audit.submitted_at, final_overall_grade(Audit).label("grade"),
                func.row_number().over(partition_by=Audit.case_ref,
                                       order_by=(Audit.submitted_at.desc(), Audit.id.desc()))
                .label("rank"))
@@ -94,7 +95,7 @@ async def allocation_inputs(session: AsyncSession, month_key: str) -> Allocation
     latest = {
         ref: (submitted, grade)
         for ref, submitted, grade in (await session.execute(
-            select(ranked.c.case_ref, ranked.c.submitted_at, ranked.c.overall_grade)
+            select(ranked.c.case_ref, ranked.c.submitted_at, ranked.c.grade)
             .where(ranked.c.rank == 1))).all()
     }
     taken = frozenset((await session.scalars(

@@ -11,6 +11,7 @@ lets exactly one submit win, on SQLite and PostgreSQL alike; the loser writes no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -19,7 +20,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from qa.errors import Code, NotFound
-from qa.form_rules import Submission
+from qa.form_rules import ActionEntry, Submission
 from qa.people import Person
 from store.audit_log import record
 from store.directory import as_person, line_above
@@ -77,7 +78,8 @@ async def submitted_audit(session: AsyncSession, audit_id: int) -> SubmittedAudi
     grades = {g.domain: g.grade for g in await session.scalars(
         select(DomainGrade).where(DomainGrade.audit_id == audit_id).order_by(DomainGrade.id))}
     actions = tuple(await session.scalars(
-        select(AuditAction).where(AuditAction.audit_id == audit_id).order_by(AuditAction.seq)))
+        select(AuditAction).where(AuditAction.audit_id == audit_id,
+                                  AuditAction.status != "cancelled").order_by(AuditAction.seq)))
     ids = {a.owner_id for a in actions} | {audit.submitted_by or ""}
     names = {s.staff_id: s.name for s in await session.scalars(
         select(Staff).where(Staff.staff_id.in_(ids)))}
@@ -121,25 +123,36 @@ async def submit(session: AsyncSession, audit: Audit, submission: Submission, *,
     await session.execute(insert(DomainGrade), [
         {"audit_id": audit.id, "domain": domain, "grade": grade}
         for domain, grade in submission.domain_grades.items()])
-    action_rows: list[dict[str, Any]] = [
-        {"audit_id": audit.id, "seq": a.seq, "what": a.what, "owner_id": a.owner_id,
-         "due_on": a.due_on, "first_due_on": a.due_on, "priority": a.priority,
-         "status": "open", "created_at": at, "step": -1}
-        for a in submission.actions]
-    action_ids = list((await session.scalars(
-        insert(AuditAction).returning(AuditAction.id, sort_by_parameter_order=True),
-        action_rows)).all()) if action_rows else []
     record(session, at=at, actor=actor, action="audit.submitted", entity="audit",
            entity_id=str(audit.id), before=before,
            after={"status": SUBMITTED, "overall_grade": submission.overall,
                   "outcomes": submission.outcomes,
                   "domain_grades": dict(submission.domain_grades),
-                  "actions": len(action_rows),
+                  "actions": len(submission.actions),
                   "safeguarding_concern": submission.safeguarding})
+    return await add_actions(session, audit.id, submission.actions, at=at, actor=actor)
+
+
+async def add_actions(session: AsyncSession, audit_id: int, entries: Sequence[ActionEntry], *,
+                      at: datetime, actor: str) -> list[int]:
+    """Record an audit's actions (on submit, or added by a moderator's regrade), numbered
+    after any it has already (a resubmission after rework keeps those); their ids."""
+    if not entries:
+        return []
+    base = int(await session.scalar(select(func.coalesce(func.max(AuditAction.seq), 0))
+                                    .where(AuditAction.audit_id == audit_id)) or 0)
+    action_rows: list[dict[str, Any]] = [
+        {"audit_id": audit_id, "seq": base + a.seq, "what": a.what, "owner_id": a.owner_id,
+         "due_on": a.due_on, "first_due_on": a.due_on, "priority": a.priority,
+         "status": "open", "created_at": at, "step": -1}
+        for a in entries]
+    action_ids = list((await session.scalars(
+        insert(AuditAction).returning(AuditAction.id, sort_by_parameter_order=True),
+        action_rows)).all())
     for action_id, row in zip(action_ids, action_rows, strict=True):
         record(session, at=at, actor=actor, action="action.created", entity="audit_action",
                entity_id=str(action_id),
-               after={"audit_id": audit.id, "seq": row["seq"], "owner_id": row["owner_id"],
+               after={"audit_id": audit_id, "seq": row["seq"], "owner_id": row["owner_id"],
                       "due_on": row["due_on"].isoformat(), "priority": row["priority"]})
     return [int(i) for i in action_ids]
 

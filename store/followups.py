@@ -175,6 +175,17 @@ async def open_remedial(session: AsyncSession, audit: Audit, grade: str, *, due_
     return row
 
 
+async def remedial_of_audit(session: AsyncSession, audit_id: int) -> Remedial | None:
+    """The remedial plan an audit's grade asked for, if any (one per audit)."""
+    return await session.scalar(select(Remedial).where(Remedial.audit_id == audit_id))
+
+
+async def alert_of_audit(session: AsyncSession, audit_id: int) -> SafeguardingAlert | None:
+    """The safeguarding alert raised on an audit, if any (one per audit)."""
+    return await session.scalar(select(SafeguardingAlert)
+                                .where(SafeguardingAlert.audit_id == audit_id))
+
+
 async def remedial(session: AsyncSession, remedial_id: int) -> tuple[Remedial, list[str]]:
     row = await session.get(Remedial, remedial_id)
     if row is None:

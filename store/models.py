@@ -241,6 +241,9 @@ class Audit(Base):
     answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     safeguarding_concern: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # Times a moderator returned it for rework (SPEC R10); its next submission is round
+    # ``reworks + 1`` of its moderation.
+    reworks: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("uq_audits_run_case", "run_id", "case_ref", unique=True),
                       # re-audits owed (reports): latest audit per case, candidates by grade
@@ -398,3 +401,41 @@ class DigestChannel(Base):
     registered_by: Mapped[str] = mapped_column(String(200))
     registered_at: Mapped[datetime] = mapped_column()
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Moderation(Base):
+    """One round of moderating one audit (SPEC R10): allocated to a moderator, then agreed,
+    regraded (the moderator's grades become the final grades, ``store/grading.py``) or
+    returned for rework (the auditor resubmits and the next round is allocated to the same
+    moderator). ``overall_grade`` is the moderator's overall grade once decided,
+    ``auditor_overall`` the auditor's as it stood when moderated."""
+
+    __tablename__ = "moderations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("allocation_runs.id"), index=True)
+    audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id"))
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    moderator_id: Mapped[str] = mapped_column(ForeignKey("staff.staff_id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="allocated", index=True)
+    allocated_at: Mapped[datetime] = mapped_column()
+    due_on: Mapped[date] = mapped_column(Date, index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(index=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    auditor_overall: Mapped[str | None] = mapped_column(String(32))
+    overall_grade: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("uq_moderations_audit_round", "audit_id", "round", unique=True),
+                      # the final grade: an audit's regraded moderation (store/grading.py)
+                      Index("ix_moderations_audit_status", "audit_id", "status"))
+
+
+class ModerationDomain(Base):
+    """Per domain of a decided moderation: the auditor's grade and the moderator's (the
+    same grade when the moderator agreed): what calibration reads."""
+
+    __tablename__ = "moderation_domains"
+    moderation_id: Mapped[int] = mapped_column(ForeignKey("moderations.id"), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(64), primary_key=True)
+    auditor_grade: Mapped[str] = mapped_column(String(32))
+    moderator_grade: Mapped[str] = mapped_column(String(32))

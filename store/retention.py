@@ -23,6 +23,8 @@ from store.models import (
     AuditLogEntry,
     Case,
     DomainGrade,
+    Moderation,
+    ModerationDomain,
     OutboxMessage,
     PartB,
     Remedial,
@@ -31,7 +33,8 @@ from store.models import (
 )
 
 #: Log entities about a case's records: they go with the case, never by age alone.
-CASE_ENTITIES = ("audit", "audit_action", "case", "part_b", "remedial", "retention")
+CASE_ENTITIES = ("audit", "audit_action", "case", "moderation", "part_b", "remedial",
+                 "retention")
 
 __all__ = ["PURGED_ACTIVITY", "PurgePlan", "clear_sent_content", "log_entries", "plan_purge",
            "purge"]
@@ -59,11 +62,16 @@ async def log_entries(session: AsyncSession, *, since: datetime, until: datetime
         part_b_ids = (select(cast(PartB.id, String)).join(Audit, Audit.id == PartB.audit_id)
                       .where(Audit.case_ref == case_ref))
         remedial_ids = select(cast(Remedial.id, String)).where(Remedial.case_ref == case_ref)
+        moderation_ids = (select(cast(Moderation.id, String))
+                          .join(Audit, Audit.id == Moderation.audit_id)
+                          .where(Audit.case_ref == case_ref))
         stmt = stmt.where(or_(
             and_(AuditLogEntry.entity == "audit", AuditLogEntry.entity_id.in_(audit_ids)),
             and_(AuditLogEntry.entity == "audit_action", AuditLogEntry.entity_id.in_(action_ids)),
             and_(AuditLogEntry.entity == "part_b", AuditLogEntry.entity_id.in_(part_b_ids)),
             and_(AuditLogEntry.entity == "remedial", AuditLogEntry.entity_id.in_(remedial_ids)),
+            and_(AuditLogEntry.entity == "moderation",
+                 AuditLogEntry.entity_id.in_(moderation_ids)),
             and_(AuditLogEntry.entity == "case", AuditLogEntry.entity_id == case_ref)))
     if staff_id is not None:
         stmt = stmt.where(or_(AuditLogEntry.actor == staff_id,
@@ -83,6 +91,7 @@ class PurgePlan:
     part_bs: list[int] = field(default_factory=list)
     alerts: list[int] = field(default_factory=list)
     remedials: list[int] = field(default_factory=list)
+    moderations: list[int] = field(default_factory=list)
     domain_grades: int = 0
     runs: list[int] = field(default_factory=list)  # allocation runs left with no audit
     log_entries: int = 0
@@ -91,7 +100,7 @@ class PurgePlan:
         return {"cases": len(self.cases), "audits": len(self.audits),
                 "actions": len(self.actions), "part_b": len(self.part_bs),
                 "safeguarding_alerts": len(self.alerts), "remedial_plans": len(self.remedials),
-                "domain_grades": self.domain_grades,
+                "moderations": len(self.moderations), "domain_grades": self.domain_grades,
                 "allocation_runs": len(self.runs), "audit_log_entries": self.log_entries}
 
 
@@ -105,6 +114,7 @@ def _log_about(plan: PurgePlan, log_before: datetime) -> list:  # type: ignore[t
     terms = []
     for entity, ids in (("audit", plan.audits), ("audit_action", plan.actions),
                         ("part_b", plan.part_bs), ("remedial", plan.remedials),
+                        ("moderation", plan.moderations),
                         ("case", [r for r, _ in plan.cases])):
         terms += [and_(AuditLogEntry.entity == entity, AuditLogEntry.entity_id.in_(c))
                   for c in _chunks([str(i) for i in ids])]
@@ -136,6 +146,8 @@ async def plan_purge(session: AsyncSession, *, closed_before: date,
             select(PartB.id).where(PartB.audit_id.in_(chunk)))).all())
         plan.alerts += list((await session.scalars(
             select(SafeguardingAlert.id).where(SafeguardingAlert.audit_id.in_(chunk)))).all())
+        plan.moderations += list((await session.scalars(
+            select(Moderation.id).where(Moderation.audit_id.in_(chunk)))).all())
     for chunk in _chunks(refs):
         plan.remedials += list((await session.scalars(
             select(Remedial.id).where(Remedial.case_ref.in_(chunk)))).all())
@@ -172,6 +184,12 @@ async def purge(session: AsyncSession, plan: PurgePlan, *, log_before: datetime)
                               .where(RemedialRecipient.remedial_id.in_(chunk))
                               .execution_options(synchronize_session=False))
         await session.execute(delete(Remedial).where(Remedial.id.in_(chunk))
+                              .execution_options(synchronize_session=False))
+    for chunk in _chunks(plan.moderations):
+        await session.execute(delete(ModerationDomain)
+                              .where(ModerationDomain.moderation_id.in_(chunk))
+                              .execution_options(synchronize_session=False))
+        await session.execute(delete(Moderation).where(Moderation.id.in_(chunk))
                               .execution_options(synchronize_session=False))
     for chunk in _chunks(plan.part_bs):
         await session.execute(delete(PartB).where(PartB.id.in_(chunk))
