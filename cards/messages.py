@@ -8,10 +8,19 @@ references and names only where the message goes 1:1 to someone entitled to them
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Final
 
+from qa.allocation import (
+    RULE_ALREADY_ALLOCATED,
+    RULE_MANAGED_TEAMS,
+    RULE_NO_AREA_COUNT,
+    RULE_OWN_CASELOAD,
+    RULE_OWN_TEAM,
+    RULE_REPEAT_WINDOW,
+    Exclusion,
+)
 from qa.errors import Code, DomainError
 
 __all__ = [
@@ -227,3 +236,75 @@ def roster_report(linked: int, already: int, unknown_members: int,
 
 def roster_check(team: str, report: str) -> str:
     return f"Teams roster check for {team}: {report}"
+
+
+# ---------------------------------------------------------------------------- allocation
+
+
+def _count(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def _some(names: Sequence[str], most: int = 4) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def exclusion_lines(exclusions: Iterable[Exclusion], *, team: Callable[[str], str],
+                    who: Callable[[str], str], window_months: int) -> list[str]:
+    """The dry run's "which rule excluded what", one line per rule (per auditor for the line
+    of management); ``team`` and ``who`` name a team key and a staff id."""
+    items = list(exclusions)
+    by_rule: dict[str, list[Exclusion]] = {}
+    for item in items:
+        by_rule.setdefault(item.rule, []).append(item)
+    lines: list[str] = []
+    for rule, text in (
+        (RULE_ALREADY_ALLOCATED, "already allocated this month by another run"),
+        (RULE_REPEAT_WINDOW, f"audited in the last {window_months} months (the repeat window) "
+                             "with no re-audit due"),
+        (RULE_NO_AREA_COUNT, "in an area of planning with no audit count this month"),
+    ):
+        for item in by_rule.get(rule, []):
+            lines.append(f"{_count(item.cases, 'case')} {text}")
+    own = by_rule.get(RULE_OWN_TEAM, [])
+    if own:
+        per_team = {i.teams: i.cases for i in own}
+        lines.append(f"own team: {_count(len(own), 'auditor')} never offered a case from "
+                     f"their own team ({_count(sum(per_team.values()), 'eligible case')} in "
+                     f"{_count(len(per_team), 'team')})")
+    for item in by_rule.get(RULE_MANAGED_TEAMS, []):
+        assert item.auditor_id is not None
+        names = [team(t) for t in item.teams]
+        lines.append(f"line of management: {who(item.auditor_id)} never offered the "
+                     f"{_count(item.cases, 'eligible case')} of the "
+                     f"{_count(len(names), 'team')} below them ({_some(names)})")
+    held = by_rule.get(RULE_OWN_CASELOAD, [])
+    if held:
+        lines.append(f"own caseload: {_count(len(held), 'auditor')} never offered the "
+                     f"{_count(sum(i.cases for i in held), 'eligible case')} they hold in "
+                     "other teams")
+    return lines
+
+
+def allocation_deadline_passed(month: str, deadline: str) -> str:
+    """A month allocated after its own deadline: said plainly, the run still goes ahead."""
+    return (f"the deadline for {month} ({deadline}) has already passed, so every audit "
+            "allocated now is overdue at once. Check the month: the current month may be "
+            "the one you meant.")
+
+
+def unreachable_next_step(n: int, teams_installed: int, *, dry_run: bool) -> str:
+    """What to do when allocation names people the bot cannot reach in Teams."""
+    held = "would be held" if dry_run else "are held"
+    people = "person is" if n == 1 else "people are"
+    if teams_installed == 0:
+        how = ("The bot is not installed in any team yet: add it to a team these people "
+               "belong to in Teams (it links everyone it can when it is installed), or ask "
+               "them to open the bot in Teams and say hello.")
+    else:
+        how = ("Make sure each of them is a member of a team the bot is installed in, then "
+               "run `qabot teams sync`; or ask them to open the bot in Teams and say hello.")
+    return (f"Next step: {n} {people} not linked to Teams, so their messages {held} (not "
+            f"lost). {how} Each held message goes out as soon as its person is linked. "
+            "`qabot staff unlinked` says why each one is not linked.")

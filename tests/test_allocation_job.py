@@ -38,9 +38,11 @@ from cards.payloads import OpenAudit
 from flows.allocation import allocate_month, plan_monthly
 from qa.allocation import repeat_window_start
 from qa.framework import Framework
+from qa.people import LineOfManagement
 from qabot.app import build_services
 from qabot.services import Services
 from scheduler.jobs import run_job
+from store.directory import people
 from store.models import (
     AllocationRun,
     Audit,
@@ -183,6 +185,7 @@ async def assert_rules_in_db(ctx: Services, framework: Framework,
     async with ctx.sessions() as session:
         staff = {s.staff_id: s for s in await session.scalars(select(Staff))}
         cases = {c.case_ref: c for c in await session.scalars(select(Case))}
+        line = LineOfManagement(await people(session))
     refs = [ref for ref, _, _, _ in allocations]
     assert len(refs) == len(set(refs)), "a case allocated twice"
     load: Counter[str] = Counter()
@@ -193,6 +196,8 @@ async def assert_rules_in_db(ctx: Services, framework: Framework,
         assert auditor.active and framework.quota_for_roles(auditor.roles) > 0
         assert auditor.team_id != case.team_id, f"{ref}: from {auditor_id}'s own team"
         assert auditor.staff_id != case.social_worker_id, f"{ref}: on {auditor_id}'s caseload"
+        assert case.team_id not in line.teams_below(auditor_id), (
+            f"{ref}: from a team below {auditor_id} in the line of management")
         if history is not None:
             assert ref not in history.recent, f"{ref}: audited inside the repeat window"
             assert (reason == "reaudit") == (ref in history.due), ref
@@ -304,7 +309,10 @@ async def test_job_allocates_the_month_once_with_rows_log_and_messages(ctx, fram
     assert run is not None and run.kind == "monthly" and run.created_by == "job:allocation"
     assert run.deadline == DEC_DEADLINE and 0 <= run.seed < 2**63
     auditors = {a.auditor_id for a in audits}
-    assert len(audits) == 26 == len(auditors)  # Lambeth-like quotas: 26 auditors, 1 each
+    # Lambeth-like quotas: 26 auditors, 1 each; the assistant director manages every team,
+    # so no case can be theirs (issue 12: never a case from a team below the auditor).
+    assert len(audits) == 25 == len(auditors)
+    assert named(role_ids(c, "assistant_director")[0], tuple(run.summary["shortfalls"]))
     await assert_rules_in_db(ctx, framework, [(a.case_ref, a.auditor_id, a.area, a.reason)
                                               for a in audits], tuple(run.summary["shortfalls"]),
                              history)
@@ -346,8 +354,8 @@ async def test_two_instances_at_once_allocate_once(ctx, framework) -> None:
         await other.close()
     assert sum("already allocated" in r for r in results) == 1, results
     counts = await table_counts(ctx)
-    assert counts["allocation_runs"] == 1 and counts["audits"] == 26
-    assert counts["outbox"] == 26 + 2
+    assert counts["allocation_runs"] == 1 and counts["audits"] == 25
+    assert counts["outbox"] == 25 + 2
 
 
 async def test_dry_run_writes_nothing(ctx, framework) -> None:
@@ -355,7 +363,7 @@ async def test_dry_run_writes_nothing(ctx, framework) -> None:
     before = await table_counts(ctx)
     outcome = await allocate_month(ctx.sessions, framework, ctx.calendar, DEC, as_of=DEC_RUN,
                                    actor="test", seed=5, dry_run=True)
-    assert outcome.status == "dry_run" and outcome.allocated == 26 and outcome.seed == 5
+    assert outcome.status == "dry_run" and outcome.allocated == 25 and outcome.seed == 5
     assert "Dry run: nothing was written." in outcome.report()
     assert await table_counts(ctx) == before
     real = await allocate_month(ctx.sessions, framework, ctx.calendar, DEC, as_of=DEC_RUN,
@@ -375,7 +383,7 @@ async def test_blackout_month_does_nothing(ctx, framework) -> None:
         assert outcome.status == "blackout"
         assert await table_counts(ctx) == before
         jan = await run_job(blackout_ctx, "allocation", datetime(2027, 1, 4, 9, tzinfo=LONDON))
-        assert "allocated 26" in jan
+        assert "allocated 25" in jan
     finally:
         await blackout_ctx.close()
 
@@ -389,7 +397,7 @@ async def test_job_waits_for_the_allocation_day_and_catches_up_late(ctx) -> None
     assert (await table_counts(ctx))["allocation_runs"] == 0
     # The service was down on the 4th: the next day's run allocates, deadline from the 5th.
     result = await run_job(ctx, "allocation", datetime(2027, 1, 5, 9, tzinfo=LONDON))
-    assert "allocated 26" in result
+    assert "allocated 25" in result
     async with ctx.sessions() as session:
         deadlines = set(await session.scalars(select(Audit.deadline)))
         looks = set((await session.execute(select(Audit.look_back_from, Audit.look_back_to))).all())
@@ -404,16 +412,58 @@ async def test_consecutive_months_never_repeat_a_case_inside_the_window(ctx, fra
     for month in months:
         day = ctx.calendar.first_working_day(month.year, month.month)
         result = await run_job(ctx, "allocation", datetime.combine(day, framework.schedule.allocation_time, LONDON))
-        assert "allocated 26" in result, result
+        assert "allocated 25" in result, result
     async with ctx.sessions() as session:
         rows = (await session.execute(select(Audit.case_ref, Audit.month))).all()
     by_case: dict[str, list[str]] = {}
     for ref, month in rows:
         by_case.setdefault(ref, []).append(month)
-    assert len(rows) == 4 * 26
+    assert len(rows) == 4 * 25
     for ref, ms in by_case.items():
         assert len(ms) == 1, f"{ref} allocated in {ms}, inside the 6-month window"
     assert repeat_window_start(months[-1], 6) <= months[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The line of management (issue 12)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_service_and_heads_of_service_never_audit_a_team_below_them(ctx, framework) -> None:
+    """Four months of a generated council in which service managers, heads of service and
+    the assistant director all audit: none is ever given a case from a team under them."""
+    fw = framework_with(framework, auditor_quotas={**framework.auditor_quotas,
+                                                   "head_of_service": 1})
+    c = await load(ctx)
+    sms, heads = role_ids(c, "service_manager"), role_ids(c, "head_of_service")
+    other = context_like(ctx, fw)
+    try:
+        dry = await allocate_month(other.sessions, fw, other.calendar, DEC, as_of=DEC_RUN,
+                                   actor="test", seed=11, dry_run=True)
+        report = "\n".join(dry.report())
+        assert "Excluded by rule:" in report
+        staff = {s.staff_id: s for s in c.staff}
+        for sid in [*sms, *heads]:
+            assert f"line of management: {sid} {staff[sid].name}" in report, sid
+        given: Counter[str] = Counter()
+        for month in (DEC, date(2027, 1, 1), date(2027, 2, 1), date(2027, 3, 1)):
+            day = ctx.calendar.first_working_day(month.year, month.month)
+            await run_job(other, "allocation", datetime.combine(day, fw.schedule.allocation_time,
+                                                                LONDON))
+        async with ctx.sessions() as session:
+            line = LineOfManagement(await people(session))
+            rows = (await session.execute(select(Audit.auditor_id, Audit.team_id))).all()
+    finally:
+        await other.close()
+    for auditor_id, team_id in rows:
+        given[auditor_id] += 1
+        assert team_id not in line.teams_below(auditor_id), (auditor_id, team_id)
+    # The rule bites but leaves them work: each service manager and head of service has
+    # teams outside their own part of the service to audit.
+    for sid in [*sms, *heads]:
+        assert line.teams_below(sid), sid
+        assert given[sid] == 4, (sid, given[sid])
+    assert given[role_ids(c, "assistant_director")[0]] == 0  # every team is below them
 
 
 # ---------------------------------------------------------------------------------------------
