@@ -308,3 +308,47 @@ def unreachable_next_step(n: int, teams_installed: int, *, dry_run: bool) -> str
     return (f"Next step: {n} {people} not linked to Teams, so their messages {held} (not "
             f"lost). {how} Each held message goes out as soon as its person is linked. "
             "`qabot staff unlinked` says why each one is not linked.")
+
+
+# ---------------------------------------------------------------------------- reaching staff
+
+LINK_FIX: Final = (
+    "How to fix: make sure each person is a member of a team the bot is installed in (or "
+    "correct their email in the staff file and import it again), then run `qabot teams "
+    "sync`; or ask them to open the bot in Teams and say hello, which links them at once. "
+    "Held messages go out as soon as each person is linked.")
+
+
+def unlinked_report(people: Sequence[tuple[str, str, str, Sequence[str], str | None, int]], *,
+                    teams: Sequence[str], linked_domains: Mapping[str, int]) -> list[str]:
+    """``qabot staff unlinked``: one entry per person (id, name, email, role labels, team,
+    messages held), the likely reason, and the fix."""
+    linked = sum(linked_domains.values())
+    if not people:
+        return [f"Everyone on the staff list ({_count(linked, 'active person', 'active people')})"
+                " is linked to Teams."]
+    lines = [f"{len(people)} of {_count(len(people) + linked, 'active person', 'active people')} "
+             "cannot be reached in Teams (not linked to a Teams account)."]
+    if teams:
+        lines.append(f"The bot is installed in: {', '.join(teams)}.")
+    else:
+        lines.append("The bot is not installed in any team yet, so nobody can have been "
+                     "linked from a team roster.")
+    lines.append("")
+    known = sorted(linked_domains, key=lambda d: (-linked_domains[d], d))
+    for staff_id, name, email, roles, team, held in people:
+        where = ", ".join([*roles, *([team] if team else [])])
+        waiting = f" - {_count(held, 'message')} held" if held else ""
+        lines.append(f"{staff_id} {name} <{email}> ({where}){waiting}")
+        domain = email.rpartition("@")[2].lower()
+        if not teams:
+            why = "the bot is not installed in any team yet"
+        elif known and domain not in linked_domains:
+            why = (f"no Teams account has this email; its domain ({domain}) is not the domain "
+                   f"of anyone linked so far ({', '.join(known[:3])}): check it for a typo")
+        else:
+            why = ("no member of the teams the bot is in has this email or sign-in name "
+                   "(not in those teams, or known to Teams by another address)")
+        lines.append(f"  why: {why}")
+    lines += ["", LINK_FIX]
+    return lines

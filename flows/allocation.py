@@ -425,8 +425,16 @@ def _auditor_views(plan: MonthlyPlan, framework: Framework,
     }
 
 
+def _with_labels(line: str, framework: Framework) -> str:
+    """A shortfall line from the allocator names an area by key first: use its label."""
+    key, sep, rest = line.partition(": ")
+    area = framework.areas.get(key)
+    return f"{area.label}{sep}{rest}" if sep and area is not None else line
+
+
 def _summary_view(plan: MonthlyPlan, framework: Framework) -> QaSummaryView:
     reaudit_lines = [s for s in plan.result.shortfalls if s.startswith("re-audit ")]
+    cards = {a.auditor_id: 1 for a in plan.result.allocations}  # one card each, any cases
     return QaSummaryView(
         authority=framework.authority,
         month=plan.month,
@@ -436,9 +444,10 @@ def _summary_view(plan: MonthlyPlan, framework: Framework) -> QaSummaryView:
         per_area=tuple(AreaCount(framework.areas[k].label, n, want)
                        for k, n, want in plan.per_area(framework)),
         per_team=tuple(plan.per_team()),
-        shortfalls=tuple(s for s in plan.result.shortfalls if s not in reaudit_lines),
+        shortfalls=tuple(_with_labels(s, framework) for s in plan.result.shortfalls
+                         if s not in reaudit_lines),
         reaudits_missed=len(reaudit_lines),
-        unreachable=tuple(StaffRef(i, n) for i, n in plan.unreachable()),
+        unreachable=tuple(StaffRef(i, n, cards.get(i, 0)) for i, n in plan.unreachable()),
         blackout_months=month_names(framework.blackout_months),
     )
 
@@ -492,9 +501,12 @@ async def persist_monthly(
             for sid, view in sorted(views.items()):
                 await work.tell(Message(allocation_card(view), staff_id=sid,
                                         dedupe_key=f"allocation:{month}:{sid}"))
-            summary_card = qa_summary_card(_summary_view(plan, framework))
+            qa_view = _summary_view(plan, framework)
             for sid in plan.qa_leads:
-                await work.tell(Message(summary_card, staff_id=sid,
+                # Nobody is told they cannot be reached in the message that reaches them.
+                mine = dataclasses.replace(qa_view, unreachable=tuple(
+                    u for u in qa_view.unreachable if u.staff_id != sid))
+                await work.tell(Message(qa_summary_card(mine), staff_id=sid,
                                         dedupe_key=f"allocation:{month}:summary:{sid}"))
             run.summary = {**summary, "queued": work.queued}
     except IntegrityError:

@@ -168,13 +168,32 @@ def cmd_teams_sync(args: argparse.Namespace) -> int:
     async def run(services: Any) -> int:
         results = await sync_all(services)
         if not results:
-            _out("the bot is not installed in any team yet")
+            _out("the bot is not installed in any team yet: add it to a team in Teams first "
+                 "(see \"Link staff to Teams\" in the README)")
             return 1
         for team, report in results:
             _out(f"{team}: {describe(report)}")
+        released = sum(r.released for _, r in results)
+        if released:
+            _out(f"{released} held message(s) released: the running service sends them now")
+        missing = await services.directory.staff_without_chat()
+        _out("every linked person has a 1:1 chat with the bot" if not missing else
+             f"{len(missing)} linked person(s) have no 1:1 chat yet; the first message to "
+             "each opens it")
         return 0
 
     return _with_services(run, teams=True)
+
+
+def cmd_staff_unlinked(args: argparse.Namespace) -> int:
+    from flows.roster import unlinked_report
+
+    async def run(services: Any) -> int:
+        for line in await unlinked_report(services):
+            _out(line)
+        return 0
+
+    return _with_services(run)
 
 
 def cmd_outbox_status(args: argparse.Namespace) -> int:
@@ -184,7 +203,10 @@ def cmd_outbox_status(args: argparse.Namespace) -> int:
         if st.oldest_pending_at is not None:
             seconds = (services.clock() - st.oldest_pending_at).total_seconds()
             age = f", oldest waiting {seconds:.0f}s"
-        _out(f"pending {st.pending}, sending {st.sending}, sent {st.sent}, failed {st.failed}{age}")
+        held = (f", held {st.held} (for staff not linked to Teams yet: see "
+                "`qabot staff unlinked`)" if st.held else "")
+        _out(f"pending {st.pending}, sending {st.sending}, sent {st.sent}, failed {st.failed}"
+             f"{age}{held}")
         for message_id, staff_id, reason in st.failures:
             _out(f"  failed #{message_id} to {staff_id or 'a channel'}: {reason}")
         return 0
@@ -340,6 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
     teams = sub.add_parser("teams", help="Teams links").add_subparsers(dest="teams", required=True)
     p = teams.add_parser("sync", help="link staff to Teams users from team rosters")
     p.set_defaults(func=cmd_teams_sync)
+
+    st = sub.add_parser("staff", help="staff and Teams").add_subparsers(dest="staff",
+                                                                         required=True)
+    st.add_parser("unlinked", help="who cannot be reached in Teams, and why").set_defaults(
+        func=cmd_staff_unlinked)
 
     ob = sub.add_parser("outbox", help="proactive messages").add_subparsers(dest="ob", required=True)
     ob.add_parser("status", help="pending, failed with reasons, oldest age").set_defaults(

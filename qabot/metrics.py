@@ -149,7 +149,7 @@ class Metrics:
         lines += self.job_runs.render()
         if outbox is not None:
             states = (("pending", outbox.pending), ("sending", outbox.sending),
-                      ("sent", outbox.sent), ("failed", outbox.failed))
+                      ("sent", outbox.sent), ("failed", outbox.failed), ("held", outbox.held))
             lines += _fixed("outbox_messages", "Outbox rows by status (whole database).", "gauge",
                             0, [(("status",), (s,), n) for s, n in states])
         return "\n".join(lines) + "\n"

@@ -510,10 +510,13 @@ async def test_every_auditors_card_arrives_through_the_outbox(ctx, fake_connecto
         audits = list(await session.scalars(select(Audit)))
         convs = {cv.staff_id: cv.id for cv in await session.scalars(
             select(Conversation).where(Conversation.kind == "personal"))}
-        failed = dict((await session.execute(select(OutboxMessage.staff_id, OutboxMessage.last_error)
-                                             .where(OutboxMessage.status == "failed"))).all())
-    assert set(failed) == unlinked & {a.auditor_id for a in audits}
-    assert all("not linked to a Teams user" in why for why in failed.values())
+        held = dict((await session.execute(select(OutboxMessage.staff_id, OutboxMessage.last_error)
+                                           .where(OutboxMessage.status == "held"))).all())
+        failed = await session.scalar(select(func.count()).select_from(OutboxMessage)
+                                      .where(OutboxMessage.status == "failed"))
+    # Issue 12: held until they are linked, no longer failed.
+    assert set(held) == unlinked & {a.auditor_id for a in audits} and failed == 0
+    assert all("not linked to a Teams user yet" in why for why in held.values())
     for a in audits:
         if a.auditor_id in unlinked:
             continue
@@ -568,7 +571,7 @@ CARDS = {
         (AreaCount("Early help", 4, 40), AreaCount("Children looked after and permanence", 6, 60)),
         (("Early Help North", 2), ("Permanence", 3)),
         ("early_help: 40 wanted, 4 allocated (not enough auditor capacity)",), 1,
-        (StaffRef("S0008", "Tom Green"),), ("August",))),
+        (StaffRef("S0008", "Tom Green", 1), StaffRef("S0011", "Asha Lead")), ("August",))),
     "qa_summary_all_satisfied": lambda: qa_summary_card(QaSummaryView(
         "Bedford-like", DEC, 7, DEC_DEADLINE, 2, (AreaCount("Children in need", 2, None),),
         (("Team A", 2),), (), 0, ())),
@@ -588,6 +591,32 @@ def test_cards_validate_and_match_snapshots(name: str) -> None:
         SNAPSHOTS.mkdir(exist_ok=True)
         path.write_text(text)
     assert path.read_text() == text, f"{path.name} changed: rerun with UPDATE_SNAPSHOTS=1 if intended"
+
+
+async def test_the_qa_summary_never_tells_the_unreachable_lead_they_are_unreachable(
+        ctx, fake_connector) -> None:
+    """Two QA leads, one not linked: each summary names the other, never its reader; and
+    "cards are held" is said only when someone unreachable has an audit."""
+    c = council()
+    lead, psw = role_ids(c, "qa_lead")[0], role_ids(c, "principal_social_worker")[0]
+    everyone = frozenset(s.staff_id for s in c.staff)
+    await load(ctx, c, link=True, unlinked=frozenset({psw}))
+    await run_job(ctx, "allocation", DEC_RUN)
+    async with ctx.sessions() as session:
+        cards = {m.staff_id: json.dumps(m.activity["card"]) for m in await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.dedupe_key.like("allocation:%:summary:%")))}
+    assert psw not in cards[psw] and "Not linked to Teams" not in cards[psw]
+    assert psw in cards[lead] and "Not linked to Teams yet (1)" in cards[lead]
+    assert "None of them has an audit this month" in cards[lead]  # the PSW does not audit
+    assert "held for them" not in cards[lead]
+
+    # With an auditor unreachable too, the cards held for them are said, and counted.
+    auditor = role_ids(c, "team_manager")[0]
+    other = QaSummaryView("A", DEC, 1, DEC_DEADLINE, 1, (), (), (), 0,
+                          (StaffRef(auditor, "X", 1), StaffRef(psw, "Y")))
+    text = json.dumps(qa_summary_card(other))
+    assert "1 allocation card is held for them" in text and "None of them" not in text
+    assert everyone  # the council loaded
 
 
 def test_qa_summary_and_completion_cards_carry_no_case_refs() -> None:

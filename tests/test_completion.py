@@ -125,8 +125,8 @@ async def test_line_manager_is_told_once_after_the_deadline(ctx) -> None:
 
 
 def _rows(card: dict[str, Any]) -> list[list[str]]:
-    return [[col["items"][0]["text"] for col in item["columns"]]
-            for item in card["body"] if item.get("type") == "ColumnSet"]
+    [table] = [item for item in card["body"] if item.get("type") == "Table"]
+    return [[cell["items"][0]["text"] for cell in row["cells"]] for row in table["rows"]]
 
 
 async def test_status_shows_completion_per_team_to_the_qa_team_only(service) -> None:
