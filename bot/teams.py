@@ -50,7 +50,9 @@ class _SdkConfig:
     def __init__(self, settings: Settings) -> None:
         self.APP_ID = settings.app_id
         self.APP_PASSWORD = settings.app_password
-        self.APP_TYPE = settings.app_type
+        # Local mode has no credentials, so no tenant: botbuilder accepts an empty app id
+        # only as MultiTenant (SingleTenant, the default for real registrations, needs one).
+        self.APP_TYPE = settings.app_type if settings.app_id else "MultiTenant"
         self.APP_TENANTID = settings.app_tenant_id
 
 
@@ -234,6 +236,25 @@ class TeamsGateway:
     @property
     def app_id(self) -> str:
         return self._settings.app_id
+
+    def warm_up(self) -> None:
+        """Exercise the SDK's models once (msrest builds its (de)serialisers lazily), with a
+        card click shaped like Teams' and the answer the bot writes; no I/O."""
+        sample = {
+            "type": "invoke", "name": "adaptiveCard/action", "id": "warm-up",
+            "channelId": "msteams", "serviceUrl": "http://127.0.0.1:9/",
+            "from": {"id": "29:warm-up", "aadObjectId": "00000000-0000-0000-0000-000000000000"},
+            "recipient": {"id": "28:warm-up"},
+            "conversation": {"id": "a:warm-up", "conversationType": "personal"},
+            "channelData": {"tenant": {"id": "warm-up"}},
+            "value": {"action": {"type": "Action.Execute", "verb": "warm.up", "data": {}}},
+        }
+        incoming = to_incoming(Activity().deserialize(sample))
+        card = {"type": "AdaptiveCard", "version": "1.5", "body": []}
+        json.dumps(_invoke_body(AdaptiveCardInvokeResponse(
+            status_code=200, type=CARD_CONTENT_TYPE, value=card)))
+        _as_activity(card).serialize()
+        _as_activity(incoming.verb or "").serialize()
 
     async def process(self, body: Any, auth_header: str, handler: TurnHandler) -> web.Response:
         """Run one parsed request body through the adapter (auth, turn, invoke response).

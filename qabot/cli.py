@@ -25,11 +25,31 @@ def _err(text: str) -> None:
 
 
 def _settings() -> Settings:
+    """The environment's settings; the default SQLite file's folder is made if missing."""
+    from qabot.settings import sqlite_file
+
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except SettingsError as err:
         _err(f"configuration error: {err}")
         raise SystemExit(2) from None
+    path = sqlite_file(settings.database_url)
+    if path is not None and not path.parent.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            _err(f"cannot create {path.parent} for the database ({err.strerror}): set "
+                 "DATABASE_URL to a writable place")
+            raise SystemExit(2) from None
+    return settings
+
+
+def _say_database(settings: Settings) -> None:
+    """Say where the data is, every time: a surprise here loses people's work."""
+    from qabot.settings import describe_database
+
+    _err(f"qabot: database {describe_database(settings.database_url)} "
+         "(set DATABASE_URL to use another)")
 
 
 def _framework(settings: Settings) -> Any:
@@ -49,6 +69,7 @@ def _with_services(func: Callable[[Any], Awaitable[int]], *, teams: bool = False
     from qabot.app import build_services
 
     settings = _settings()
+    _say_database(settings)
     framework = _framework(settings)
     _require_migrated(settings)
 
@@ -107,6 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     configure(settings.log_format)
+    _say_database(settings)
     framework = _framework(settings)
     _require_migrated(settings)
     port = args.port or settings.port
@@ -118,11 +140,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from qabot.settings import describe_database
     from store.db import upgrade
 
     settings = _settings()
     upgrade(settings.database_url, args.revision)
-    _out(f"database at {args.revision}")
+    _out(f"database at {args.revision}: {describe_database(settings.database_url)}")
     return 0
 
 
