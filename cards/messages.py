@@ -322,7 +322,7 @@ LINK_FIX: Final = (
 def unlinked_report(people: Sequence[tuple[str, str, str, Sequence[str], str | None, int]], *,
                     teams: Sequence[str], linked_domains: Mapping[str, int]) -> list[str]:
     """``qabot staff unlinked``: one entry per person (id, name, email, role labels, team,
-    messages held), the likely reason, and the fix."""
+    messages waiting for them), the likely reason, and the fix."""
     linked = sum(linked_domains.values())
     if not people:
         return [f"Everyone on the staff list ({_count(linked, 'active person', 'active people')})"
@@ -338,7 +338,7 @@ def unlinked_report(people: Sequence[tuple[str, str, str, Sequence[str], str | N
     known = sorted(linked_domains, key=lambda d: (-linked_domains[d], d))
     for staff_id, name, email, roles, team, held in people:
         where = ", ".join([*roles, *([team] if team else [])])
-        waiting = f" - {_count(held, 'message')} held" if held else ""
+        waiting = f" - {_count(held, 'message')} waiting" if held else ""
         lines.append(f"{staff_id} {name} <{email}> ({where}){waiting}")
         domain = email.rpartition("@")[2].lower()
         if not teams:
@@ -352,3 +352,21 @@ def unlinked_report(people: Sequence[tuple[str, str, str, Sequence[str], str | N
         lines.append(f"  why: {why}")
     lines += ["", LINK_FIX]
     return lines
+
+
+# ---------------------------------------------------------------------------- imports
+
+
+def team_without_cases(team: str, nearest: str | None) -> str:
+    """Staff import: a new team that no open case belongs to (imported all the same)."""
+    hint = f" Did you mean {nearest}?" if nearest else ""
+    return (f"team '{team}' is new and no open case belongs to it.{hint} If it is a typo, "
+            "fix the staff file and import it again; the rows were imported as they are.")
+
+
+def team_without_staff(team: str, nearest: str | None) -> str:
+    """Cases import: a new team that no member of staff belongs to (imported all the same)."""
+    hint = f" Did you mean {nearest}?" if nearest else ""
+    return (f"team '{team}' is new and no member of staff belongs to it.{hint} If it is a "
+            "typo, fix the cases file and import it again; the rows were imported as they "
+            "are.")

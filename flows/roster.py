@@ -4,6 +4,7 @@ rosters (after a team install, or ``qabot teams sync``), and the CSV imports' en
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 from datetime import datetime
@@ -14,7 +15,7 @@ from bot.chats import ChatsOpened, open_personal_chats
 from bot.router import Router
 from cards import messages
 from flows.base import unit_of_work
-from store.directory import LinkReport, staff_with_roles
+from store.directory import LinkReport, staff_with_roles, team_usage
 from store.imports import ImportReport, Progress, import_cases, import_staff
 from store.outbox import Message
 
@@ -118,5 +119,32 @@ async def import_file(services: Services, kind: str, path: Path, *, actor: str,
                       progress: Progress | None = None) -> ImportReport:
     """``qabot import staff|cases FILE``: the upsert, as of the one clock."""
     run = import_staff if kind == "staff" else import_cases
-    return await run(services.sessions, services.framework, path, actor=actor,
-                     at=at or services.clock(), progress=progress)
+    report = await run(services.sessions, services.framework, path, actor=actor,
+                       at=at or services.clock(), progress=progress)
+    async with services.sessions() as session:
+        usage = await team_usage(session)
+    report.warnings.extend(team_warnings(kind, report.teams_added, usage))
+    return report
+
+
+def team_warnings(kind: str, added: list[str], usage: dict[str, tuple[int, int]]) -> list[str]:
+    """A new team that nothing else uses is most often a typo: say so, with the nearest
+    name, and import anyway. Staff teams are checked against cases' teams and the other
+    way round, once the other file has been imported at all."""
+    staff_teams = [t for t, (staff, _) in usage.items() if staff]
+    case_teams = [t for t, (_, cases) in usage.items() if cases]
+    out: list[str] = []
+    for team in added:
+        staff, cases = usage.get(team, (0, 0))
+        if kind == "staff" and not cases and case_teams:
+            out.append(messages.team_without_cases(team, _nearest(team, case_teams)))
+        elif kind == "cases" and not staff and staff_teams:
+            out.append(messages.team_without_staff(team, _nearest(team, staff_teams)))
+    return out
+
+
+def _nearest(name: str, names: list[str]) -> str | None:
+    """The closest other team name, case and spacing ignored (difflib, as people misspell)."""
+    folded = {n.casefold(): n for n in names if n != name}
+    close = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.75)
+    return folded[close[0]] if close else None

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from qa.people import Person
 from store.audit_log import record
-from store.models import Conversation, OutboxMessage, Staff, Team
+from store.models import Case, Conversation, OutboxMessage, Staff, Team
 from store.outbox import release_held_in
 
 
@@ -53,7 +53,7 @@ class UnlinkedStaff:
     email: str
     roles: tuple[str, ...]
     team: str | None
-    held: int  # messages waiting for them
+    held: int  # messages waiting for them (held, or queued and not tried yet)
 
 
 @dataclass(frozen=True)
@@ -286,9 +286,10 @@ class Directory:
             team_names = dict((await session.execute(select(Team.id, Team.name))).all())
             rows = (await session.scalars(
                 select(Staff).where(Staff.active.is_(True)).order_by(Staff.staff_id))).all()
+            # Held by the sender, or queued and not tried yet: waiting for them either way.
             held = dict((await session.execute(
                 select(OutboxMessage.staff_id, func.count())
-                .where(OutboxMessage.status == "held")
+                .where(OutboxMessage.status.in_(("held", "pending", "sending")))
                 .group_by(OutboxMessage.staff_id))).all())
             teams = sorted({c.team_name or c.id for c in await session.scalars(
                 select(Conversation).where(Conversation.kind == "channel"))})
@@ -317,6 +318,18 @@ async def staff_with_roles(session: AsyncSession, roles: Iterable[str]) -> list[
     rows = (await session.scalars(
         select(Staff).where(Staff.active.is_(True)).order_by(Staff.staff_id))).all()
     return [s for s in rows if wanted.intersection(s.roles or [])]
+
+
+async def team_usage(session: AsyncSession) -> dict[str, tuple[int, int]]:
+    """Every team by name: (active staff in it, open cases in it)."""
+    staff = dict((await session.execute(
+        select(Staff.team_id, func.count()).where(Staff.active.is_(True))
+        .group_by(Staff.team_id))).all())
+    cases = dict((await session.execute(
+        select(Case.team_id, func.count()).where(Case.status == "open")
+        .group_by(Case.team_id))).all())
+    return {name: (int(staff.get(tid, 0)), int(cases.get(tid, 0)))
+            for tid, name in (await session.execute(select(Team.id, Team.name))).all()}
 
 
 def as_person(staff: Staff) -> Person:

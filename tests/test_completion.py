@@ -265,3 +265,34 @@ def test_allocation_run_keeps_its_seed(cli_db, capsys) -> None:
             await engine.dispose()
 
     assert asyncio.run(stored()) == (seed, date(2026, 12, 22))
+
+
+def test_cli_warns_about_a_month_whose_deadline_has_passed(cli_db, capsys) -> None:
+    assert main(["allocate", "--month", "2020-01", "--dry-run", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Warning: the deadline for 2020-01" in out and "has already passed" in out
+    assert "would allocate 25 audit(s)" in out  # a warning, never a refusal
+
+
+def test_cli_allocate_ends_with_the_next_step_for_unreachable_people(cli_db, capsys) -> None:
+    assert main(["allocate", "--month", "2026-12", "--seed", "7"]) == 0
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    assert lines[-1].startswith("Next step: 27 people are not linked to Teams, so their "
+                                "messages are held (not lost).")
+    assert "The bot is not installed in any team yet" in lines[-1]
+    assert "`qabot staff unlinked`" in lines[-1]
+
+
+def test_cli_staff_unlinked_says_who_and_why(cli_db, capsys) -> None:
+    assert main(["allocate", "--month", "2026-12", "--seed", "7"]) == 0
+    capsys.readouterr()
+    assert main(["staff", "unlinked"]) == 0
+    out = capsys.readouterr().out
+    c = council()
+    assert out.startswith(f"{len(c.staff)} of {len(c.staff)} active people cannot be reached")
+    assert "The bot is not installed in any team yet" in out
+    tm = next(s for s in c.staff if "team_manager" in s.roles)
+    assert f"{tm.staff_id} {tm.name} <{tm.email}> (Team manager, {tm.team})" in out
+    assert "(Team manager, Early Help North) - 1 message waiting" in out  # their card
+    assert "  why: the bot is not installed in any team yet" in out
+    assert "How to fix:" in out and "C-0" not in out  # people, never cases

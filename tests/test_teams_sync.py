@@ -263,3 +263,28 @@ async def test_teams_sync_releases_what_was_held_for_the_people_it_links(service
     assert report.linked == ["M0"] and report.released == 1
     await fc.wait_for(lambda f: "held for M0" in f.texts(personal_conversation_id(manager)),
                       timeout=5)
+
+
+async def test_staff_unlinked_names_the_teams_and_spots_a_wrong_domain(service) -> None:
+    from flows.roster import unlinked_report
+
+    fc, ctx = service.connector, service.ctx
+    team = Team.named("Children's Services")
+    await add_staff(ctx, "Q1", None, ["qa_lead"], email=QA.email, team="QA")
+    await add_staff(ctx, "T1", None, ["team_manager"], email="tara.manager@counci1.example",
+                    team="Team 1")  # a typo in the domain
+    await add_staff(ctx, "X9", None, ["social_worker"], email="xavi@council.example",
+                    team="Team 2")  # not in the team
+    fc.add_team(team, members=[QA, TM])
+    for activity in team_install(team, service_url=fc.url, user=QA):
+        await service.post(activity)
+    lines = await unlinked_report(ctx)
+    text = "\n".join(lines)
+    assert lines[0] == "2 of 3 active people cannot be reached in Teams (not linked to a Teams account)."
+    assert "The bot is installed in: Children's Services." in text
+    t1 = lines.index(next(line for line in lines if line.startswith("T1 ")))
+    assert "its domain (counci1.example) is not the domain of anyone linked so far " \
+           "(council.example)" in lines[t1 + 1]
+    x9 = lines.index(next(line for line in lines if line.startswith("X9 ")))
+    assert "no member of the teams the bot is in has this email" in lines[x9 + 1]
+    assert lines[-1].startswith("How to fix:")
