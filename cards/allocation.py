@@ -139,22 +139,24 @@ def _facts(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
-          totals: Sequence[str] | None = None, first_width: int = 3) -> dict[str, Any]:
+          totals: Sequence[str] | None = None, first_width: int = 6) -> dict[str, Any]:
     """An Adaptive Card ``Table``: the first column is text, the others numbers, right-aligned
     under right-aligned headers, so a column's header sits over its figures."""
 
-    def cell(text: str, bold: bool) -> dict[str, Any]:
+    def cell(text: str, bold: bool, header: bool = False) -> dict[str, Any]:
         block: dict[str, Any] = {"type": "TextBlock", "text": text, "wrap": True}
         if bold:
             block["weight"] = "Bolder"
+        if header:
+            block["size"] = "Small"  # headers fit over narrow figure columns
         return {"type": "TableCell", "items": [block]}
 
-    def row(cells: Sequence[str], bold: bool = False) -> dict[str, Any]:
-        return {"type": "TableRow", "cells": [cell(c, bold) for c in cells]}
+    def row(cells: Sequence[str], bold: bool = False, header: bool = False) -> dict[str, Any]:
+        return {"type": "TableRow", "cells": [cell(c, bold, header) for c in cells]}
 
     columns = [{"width": first_width}] + [
-        {"width": 1, "horizontalCellContentAlignment": "Right"} for _ in headers[1:]]
-    body = [row(headers, bold=True), *(row(r) for r in rows)]
+        {"width": 2, "horizontalCellContentAlignment": "Right"} for _ in headers[1:]]
+    body = [row(headers, bold=True, header=True), *(row(r) for r in rows)]
     if totals is not None:
         body.append(row(totals, bold=True))
     return {"type": "Table", "columns": columns, "rows": body, "firstRowAsHeader": True,
@@ -247,8 +249,11 @@ def qa_summary_card(view: QaSummaryView) -> dict[str, Any]:
               f"Deadline {long_date(view.deadline)}."),
         _text("By area of planning", weight="Bolder", spacing="Medium"),
         table(["Area of planning", "Allocated", "Monthly count"],
-              [[a.label, str(a.allocated), "-" if a.wanted is None else str(a.wanted)]
-               for a in view.per_area]),
+              [[a.label, str(a.allocated), "none" if a.wanted is None else str(a.wanted)]
+               for a in view.per_area])
+        if any(a.wanted is not None for a in view.per_area) else
+        table(["Area of planning", "Allocated"],
+              [[a.label, str(a.allocated)] for a in view.per_area]),
         _text("By team (the case's team)", weight="Bolder", spacing="Medium"),
         table(["Team", "Audits"], [[team, str(n)] for team, n in view.per_team])
         if view.per_team else _text("No audits were allocated.", isSubtle=True),
@@ -303,7 +308,7 @@ def completion_card(view: CompletionView) -> dict[str, Any]:
             totals=["Total", str(allocated), str(submitted),
                     str(sum(r.draft for r in view.rows)),
                     str(sum(r.overdue for r in view.rows))],
-            first_width=2))
+            first_width=5))
     else:
         body.append(_text("No audits are allocated for this month yet."))
     return _card(body)

@@ -217,8 +217,10 @@ def _fix_list(view: FormView, labels: Mapping[str, str], *, detail: bool = True)
         where = labels.get(key)
         if where is None:
             lines.append(f"- {view.errors[key]}")
-        else:
-            lines.append(f"- {where}: {view.errors[key]}" if detail else f"- {where}")
+        elif not detail:
+            lines.append(f"- {where}")
+        else:  # "Overall grade: Please give..."; "Was the family contacted? Please say..."
+            lines.append(f"- {where}{'' if where.endswith('?') else ':'} {view.errors[key]}")
     return "\n".join(lines)
 
 
@@ -242,10 +244,11 @@ def _rows_shown(view: FormView) -> int:
     return shown
 
 
-def _add_button(n: int, view: FormView, shown: int) -> ActionSet:
-    """Reveals row n+1 and hides itself (the next row carries the next button)."""
+def _add_button(n: int) -> ActionSet:
+    """Reveals row n+1 and hides itself (the next row carries the next button). Only rows
+    from the last open one on carry one: an open row stays open."""
     title = "Add an action" if n == 0 else "Add another action"
-    return ActionSet(id=_add_id(n), is_visible=n == shown, actions=[ActionToggleVisibility(
+    return ActionSet(id=_add_id(n), actions=[ActionToggleVisibility(
         title=title, target_elements=[TargetElement(element_id=_row_id(n + 1), is_visible=True),
                                       TargetElement(element_id=_add_id(n), is_visible=False)])])
 
@@ -323,24 +326,25 @@ def _form_card(view: FormView, *, guidance: bool, fix_list: bool = True) -> dict
         body.append(_subtle("The guiding questions are hidden to make room for your answers."))
     for n, domain in enumerate(view.domains, start=1):
         key = fr.domain_id(domain.key)
-        heading: list[ElementAnnotated] = []
+        folded: list[ElementAnnotated] = []
         if guidance:
             # The questions fold under the domain: shown on tap, so the form stays short.
             questions = f"questions-{n}"
-            heading = [
-                _text(domain.title, weight=types.FontWeight.BOLDER),
+            folded = [
                 ActionSet(actions=[ActionToggleVisibility(
                     title="Guiding questions",
                     target_elements=[TargetElement(element_id=questions)])],
-                    spacing=types.Spacing.NONE),
-                Container(id=questions, is_visible=False, spacing=types.Spacing.NONE,
+                    spacing=types.Spacing.SMALL),
+                Container(id=questions, is_visible=False, spacing=types.Spacing.SMALL,
                           items=[_subtle("\n".join(f"- {q}" for q in domain.questions))]),
             ]
         body.append(Container(separator=True, items=[
-            *heading,
-            # Labelled per domain so screen readers (and tests) can tell the grades apart.
+            # The label names the domain (one line, not a heading and a label): screen
+            # readers, and tests, tell the grades apart by it.
             *choice(key, grade_pairs, f"{domain.title}: grade", placeholder="Choose a grade"),
+            *folded,
         ]))
+        labels[key] = domain.title  # in the list by Submit, the domain's own title
 
     body.append(_heading("Overall"))
     body.extend(choice(fr.OUTCOMES, fr.OUTCOME_CHOICES, "Are the child's outcomes met?"))
@@ -375,7 +379,7 @@ def _form_card(view: FormView, *, guidance: bool, fix_list: bool = True) -> dict
     body.append(_subtle(hint))
     shown = _rows_shown(view)
     if shown == 0:
-        body.append(_add_button(0, view, shown))
+        body.append(_add_button(0))
     for n in range(1, view.max_actions + 1):
         what, owner = fr.action_id(n, "what"), fr.action_id(n, "owner")
         due, priority = fr.action_id(n, "due"), fr.action_id(n, "priority")
@@ -393,7 +397,7 @@ def _form_card(view: FormView, *, guidance: bool, fix_list: bool = True) -> dict
                          placeholder="Choose a priority"),
         ]
         if shown <= n < view.max_actions:  # rows up to `shown` are open for good
-            row.append(_add_button(n, view, shown))
+            row.append(_add_button(n))
         body.append(Container(id=_row_id(n), separator=n > 1, is_visible=n <= shown,
                               items=row))
 
