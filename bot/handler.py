@@ -9,6 +9,7 @@ exception's text.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ def make_turn_handler(services: Services) -> TurnHandler:
     router = services.router
     known: dict[str, str] = {}
     tried: dict[str, float] = {}
+    looking: dict[str, asyncio.Task[Staff | None]] = {}
 
     async def handle(incoming: Incoming) -> Reply | None:
         token = correlation_id.set(incoming.correlation_id)
@@ -47,7 +49,7 @@ def make_turn_handler(services: Services) -> TurnHandler:
                 staff = await services.directory.staff_for_user(incoming.user_id,
                                                                 incoming.user_aad_id)
                 if staff is None:
-                    staff = await _link_on_sight(services, incoming, tried)
+                    staff = await _link_once(services, incoming, tried, looking)
             return await router.dispatch(Request(services, incoming, staff))
         except DomainError as err:
             log.info("refused", extra={"code": err.code.value, "verb": incoming.verb or "",
@@ -72,6 +74,18 @@ def answer(incoming: Incoming, text: str) -> Reply:
 
 #: A person the bot could not link is looked up again after this long, not on every message.
 RELINK_AFTER_SECONDS = 60.0
+
+
+async def _link_once(services: Services, incoming: Incoming, tried: dict[str, float],
+                     looking: dict[str, asyncio.Task[Staff | None]]) -> Staff | None:
+    """One lookup per person at a time: Teams sends two install events together, and both
+    must see the person linked (else one could welcome them as a stranger)."""
+    task = looking.get(incoming.user_id)
+    if task is None:
+        task = asyncio.ensure_future(_link_on_sight(services, incoming, tried))
+        looking[incoming.user_id] = task
+        task.add_done_callback(lambda _t, uid=incoming.user_id: looking.pop(uid, None))
+    return await asyncio.shield(task)
 
 
 async def _link_on_sight(services: Services, incoming: Incoming,
