@@ -242,6 +242,7 @@ class TeamsGateway:
         card click shaped like Teams' and the answer the bot writes; no I/O."""
         sample = {
             "type": "invoke", "name": "adaptiveCard/action", "id": "warm-up",
+            "timestamp": "2000-01-03T09:00:00.000Z", "localTimestamp": "2000-01-03T09:00:00.000+00:00",
             "channelId": "msteams", "serviceUrl": "http://127.0.0.1:9/",
             "from": {"id": "29:warm-up", "aadObjectId": "00000000-0000-0000-0000-000000000000"},
             "recipient": {"id": "28:warm-up"},
@@ -255,6 +256,15 @@ class TeamsGateway:
             status_code=200, type=CARD_CONTENT_TYPE, value=card)))
         _as_activity(card).serialize()
         _as_activity(incoming.verb or "").serialize()
+
+    async def warm_connectors(self, service_urls: list[str]) -> None:
+        """Build (and cache) the connector clients turns and sends will use for these
+        service URLs, as the reusing factory keeps them; makes no request."""
+        auth = self.adapter.bot_framework_authentication
+        claims = ClaimsIdentity({"aud": self.app_id} if self.app_id else {}, True)
+        factory = auth.create_connector_factory(claims)
+        for url in service_urls:
+            await factory.create(url, None)
 
     async def process(self, body: Any, auth_header: str, handler: TurnHandler) -> web.Response:
         """Run one parsed request body through the adapter (auth, turn, invoke response).

@@ -100,32 +100,11 @@ class SummaryView:
 # ---------------------------------------------------------------------------- pieces
 
 
-def _card(body: Sequence[Any], actions: Sequence[Any] = (), *,
-          compact: bool = False) -> dict[str, Any]:
+def _card(body: Sequence[Any], actions: Sequence[Any] = ()) -> dict[str, Any]:
     builder = AdaptiveCard.new().version(SCHEMA_VERSION).add_items(list(body))
     if actions:
         builder = builder.add_actions(list(actions))
-    card = to_dict(builder.create())
-    return _without_defaults(card) if compact else card
-
-
-#: Values the card library writes although they are the schema's defaults.
-_DEFAULTS: Final[Mapping[str, object]] = {"mode": "primary", "isVisible": True,
-                                          "separator": False}
-
-
-def _without_defaults(node: Any) -> Any:
-    """Drop what the card library writes that is the schema's default anyway (an action's
-    ``"mode": "primary"``, ``"isVisible": true``...): the form's bytes are its budget
-    (Teams refuses cards over 28 KB)."""
-    if isinstance(node, dict):
-        if "elementId" in node:  # a ToggleVisibility target: its isVisible is no default
-            return node
-        return {k: _without_defaults(v) for k, v in node.items()
-                if k not in _DEFAULTS or v != _DEFAULTS[k] or type(v) is not type(_DEFAULTS[k])}
-    if isinstance(node, list):
-        return [_without_defaults(v) for v in node]
-    return node
+    return to_dict(builder.create())
 
 
 def _text(text: str, **kwargs: Any) -> TextBlock:
@@ -199,7 +178,7 @@ def _rubric(grades: Sequence[Grade]) -> list[ElementAnnotated]:
         for item in (TextBlock(text=g.label, weight=types.FontWeight.BOLDER, wrap=True),
                      _subtle(g.description))
     ])
-    return [ActionSet(actions=[ActionShowCard(title="Grading guide", card=guide)])]
+    return [ActionSet(actions=[ActionShowCard(title="Grading guide", card=guide, mode=None)])]
 
 
 def _summary_line(count: int) -> str:
@@ -249,7 +228,7 @@ def _add_button(n: int) -> ActionSet:
     from the last open one on carry one: an open row stays open."""
     title = "Add an action" if n == 0 else "Add another action"
     return ActionSet(id=_add_id(n), actions=[ActionToggleVisibility(
-        title=title, target_elements=[TargetElement(element_id=_row_id(n + 1), is_visible=True),
+        title=title, mode=None, target_elements=[TargetElement(element_id=_row_id(n + 1), is_visible=True),
                                       TargetElement(element_id=_add_id(n), is_visible=False)])])
 
 
@@ -313,7 +292,7 @@ def _form_card(view: FormView, *, guidance: bool, fix_list: bool = True) -> dict
             status.append(_text(view.errors[fr.FORM], color=types.Colors.ATTENTION))
     body.append(Container(
         style=types.ContainerStyle.ATTENTION if view.errors else None,
-        items=status or [TextBlock(text="")], is_visible=bool(status)))
+        items=status or [TextBlock(text="")], is_visible=None if status else False))
     if guidance:
         body.append(_subtle("Answers marked (required) are needed to submit. Save a draft at "
                             "any time, however much is done."))
@@ -332,7 +311,7 @@ def _form_card(view: FormView, *, guidance: bool, fix_list: bool = True) -> dict
             questions = f"questions-{n}"
             folded = [
                 ActionSet(actions=[ActionToggleVisibility(
-                    title="Guiding questions",
+                    title="Guiding questions", mode=None,
                     target_elements=[TargetElement(element_id=questions)])],
                     spacing=types.Spacing.SMALL),
                 Container(id=questions, is_visible=False, spacing=types.Spacing.SMALL,
@@ -398,7 +377,8 @@ def _form_card(view: FormView, *, guidance: bool, fix_list: bool = True) -> dict
         ]
         if shown <= n < view.max_actions:  # rows up to `shown` are open for good
             row.append(_add_button(n))
-        body.append(Container(id=_row_id(n), separator=n > 1, is_visible=n <= shown,
+        body.append(Container(id=_row_id(n), separator=True if n > 1 else None,
+                              is_visible=None if n <= shown else False,
                               items=row))
 
     # By the buttons, where the auditor clicked: what to fix, the draft note, the question.
@@ -427,17 +407,17 @@ def _form_card(view: FormView, *, guidance: bool, fix_list: bool = True) -> dict
     body.append(Container(
         id="by-submit", separator=True, spacing=types.Spacing.LARGE,
         style=types.ContainerStyle.ATTENTION if view.errors else None,
-        items=by_submit or [TextBlock(text="")], is_visible=bool(by_submit)))
+        items=by_submit or [TextBlock(text="")], is_visible=None if by_submit else False))
 
     actions = [
-        ActionExecute(title="Save draft", verb=SaveDraft.verb,
+        ActionExecute(title="Save draft", verb=SaveDraft.verb, mode=None,
                       data=SaveDraft(view.audit_id).pack(),
                       associated_inputs=types.AssociatedInputs.AUTO),
-        ActionExecute(title="Submit audit", verb=SubmitAudit.verb,
+        ActionExecute(title="Submit audit", verb=SubmitAudit.verb, mode=None,
                       data=SubmitAudit(view.audit_id).pack(), style=types.ActionStyle.POSITIVE,
                       associated_inputs=types.AssociatedInputs.AUTO),
     ]
-    return _card(body, actions, compact=True)
+    return _card(body, actions)
 
 
 def audit_summary_card(view: SummaryView) -> dict[str, Any]:
