@@ -32,7 +32,11 @@ from botbuilder.schema import (
     ConversationReference,
     InvokeResponse,
 )
-from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
+from botframework.connector.auth import (
+    AuthenticationConstants,
+    ClaimsIdentity,
+    ConnectorFactory,
+)
 
 from bot.turn import DeliveryError, Incoming, Member, Reply, TurnHandler
 from cards.messages import turn_broke
@@ -264,7 +268,11 @@ class TeamsGateway:
         claims = ClaimsIdentity({"aud": self.app_id} if self.app_id else {}, True)
         factory = auth.create_connector_factory(claims)
         for url in service_urls:
-            await factory.create(url, None)
+            # Proactive sends ask for no audience; incoming turns for the channel's scope.
+            for audience in (None, AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE):
+                await factory.create(url, audience)
+        if service_urls:  # every turn also asks for the (cached) user-token client
+            await auth.create_user_token_client(claims)
 
     async def process(self, body: Any, auth_header: str, handler: TurnHandler) -> web.Response:
         """Run one parsed request body through the adapter (auth, turn, invoke response).

@@ -418,7 +418,8 @@ async def test_start_up_warms_imports_sdk_cards_pool_and_a_turn(service) -> None
     runtime = service.client.app[RUNTIME]
     done = runtime.warm_up
     assert done is not None and done.failed == {}
-    assert set(done.steps) == {"imports", "teams_sdk", "cards", "database_pool", "turn"}
+    assert set(done.steps) == {"imports", "teams_sdk", "connector_clients", "cards",
+                               "database_pool", "turn"}
     assert all(name in sys.modules for name in LAZY_MODULES)
     engine = service.ctx.engine
     assert len(engine.sync_engine._compiled_cache) > 0  # a turn's queries compiled already
@@ -436,4 +437,30 @@ async def test_a_database_down_at_start_up_fails_only_that_warm_up_step(framewor
     async with TestClient(TestServer(app)) as client:
         assert (await client.get("/healthz")).status == 200  # alive
         assert (await client.get("/readyz")).status == 503  # not ready: says why
-        assert set(app[RUNTIME].warm_up.failed) == {"database_pool"}
+        assert set(app[RUNTIME].warm_up.failed) == {"database_pool", "connector_clients"}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_start_up_builds_the_connector_clients_of_known_service_urls(
+        settings, framework, fake_connector) -> None:
+    from qabot.app import SERVICES
+
+    ctx = build_services(settings, framework)
+    try:
+        await ctx.directory.save_conversation(
+            conversation_id="a:1", kind="personal", service_url=fake_connector.url,
+            tenant_id="t", reference={"conversation": {"id": "a:1"}})
+    finally:
+        await ctx.close()
+    app = init_app(settings, framework=framework, run_sender=False)
+    async with TestClient(TestServer(app)) as client:
+        auth = app[SERVICES].teams.adapter.bot_framework_authentication
+
+        def cached() -> list[object]:
+            return [c for clients in auth._clients.values() for c in clients.values()]
+
+        before = cached()
+        assert len(before) == 2  # made before any request: for sends and for turns
+        await client.post("/api/messages", json=message("help", service_url=fake_connector.url))
+        assert cached() == before  # the first turn used it rather than building its own
+        assert len(fake_connector.texts()) == 1
