@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate lint bench package e2e-deps clean
+.PHONY: run test install migrate lint bench package e2e-deps e2e demo clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,13 @@ bench: install
 
 e2e-deps:
 	bash scripts/e2e-deps.sh
+
+# A sample council in the Agents Playground on a fresh database (see the README's quick
+# start). Offline once `make e2e-deps` has run; says what to install when node is missing.
+DEMO_PORT ?= 3978
+DEMO_UI_PORT ?= 56150
+demo: install
+	$(BIN)/python scripts/demo.py --port $(DEMO_PORT) --ui-port $(DEMO_UI_PORT)
 
 e2e: install e2e-deps
 	$(BIN)/python -m pytest -q -m e2e $(PYTEST_ARGS)

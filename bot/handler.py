@@ -9,7 +9,9 @@ exception's text.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from bot.router import Request
@@ -21,6 +23,7 @@ from qabot.logs import correlation_id
 
 if TYPE_CHECKING:
     from qabot.services import Services
+    from store.models import Staff
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,8 @@ def make_turn_handler(services: Services) -> TurnHandler:
     """The turn handler for the service: routes through ``services.router``."""
     router = services.router
     known: dict[str, str] = {}
+    tried: dict[str, float] = {}
+    looking: dict[str, asyncio.Task[Staff | None]] = {}
 
     async def handle(incoming: Incoming) -> Reply | None:
         token = correlation_id.set(incoming.correlation_id)
@@ -43,6 +48,8 @@ def make_turn_handler(services: Services) -> TurnHandler:
             if incoming.user_id:
                 staff = await services.directory.staff_for_user(incoming.user_id,
                                                                 incoming.user_aad_id)
+                if staff is None:
+                    staff = await _link_once(services, incoming, tried, looking)
             return await router.dispatch(Request(services, incoming, staff))
         except DomainError as err:
             log.info("refused", extra={"code": err.code.value, "verb": incoming.verb or "",
@@ -63,6 +70,57 @@ def answer(incoming: Incoming, text: str) -> Reply:
     if incoming.is_card_action:
         return Reply(card=notice_card(text))
     return Reply.text(text)
+
+
+#: A person the bot could not link is looked up again after this long, not on every message.
+RELINK_AFTER_SECONDS = 60.0
+
+
+async def _link_once(services: Services, incoming: Incoming, tried: dict[str, float],
+                     looking: dict[str, asyncio.Task[Staff | None]]) -> Staff | None:
+    """One lookup per person at a time: Teams sends two install events together, and both
+    must see the person linked (else one could welcome them as a stranger)."""
+    task = looking.get(incoming.user_id)
+    if task is None:
+        task = asyncio.ensure_future(_link_on_sight(services, incoming, tried))
+        looking[incoming.user_id] = task
+        task.add_done_callback(lambda _t, uid=incoming.user_id: looking.pop(uid, None))
+    return await asyncio.shield(task)
+
+
+async def _link_on_sight(services: Services, incoming: Incoming,
+                         tried: dict[str, float]) -> Staff | None:
+    """Someone the bot does not know wrote or clicked: link them now by their Teams profile
+    (email or UPN), so they are reached from this turn on and what was held for them goes.
+
+    One profile lookup per person a minute at most: a stranger messaging repeatedly costs
+    the connector nothing more.
+    """
+    if services.teams is None or not incoming.reference or incoming.user_id == incoming.bot_id:
+        return None
+    if incoming.conversation_type != "personal" and incoming.type not in ("message", "invoke"):
+        return None  # a team install: the roster sync links everyone, the installer too
+    now = time.monotonic()
+    if now - tried.get(incoming.user_id, -RELINK_AFTER_SECONDS) < RELINK_AFTER_SECONDS:
+        return None
+    tried[incoming.user_id] = now
+    if len(tried) > 10_000:  # bounded: forget the oldest half
+        for user_id, _ in sorted(tried.items(), key=lambda kv: kv[1])[:5_000]:
+            del tried[user_id]
+    member = await services.teams.member(incoming.reference, incoming.user_id)
+    if member is None:
+        return None
+    addresses = " ".join(a for a in (member.email, member.user_principal_name) if a)
+    report = await services.directory.link_members(
+        [(member.id, member.aad_object_id, addresses)], actor="teams:first-contact")
+    if not report.linked:
+        return None
+    tried.pop(incoming.user_id, None)
+    log.info("linked on first contact", extra={"staff_id": report.linked[0],
+                                               "released": report.released})
+    if report.released:
+        services.outbox_queued()
+    return await services.directory.staff_for_user(incoming.user_id, incoming.user_aad_id)
 
 
 async def _remember_conversation(services: Services, incoming: Incoming,

@@ -3,7 +3,8 @@
 One path for every proactive message (EXAMPLES habit 9): claim due rows, resolve where
 each goes (creating the 1:1 chat when none exists), wait for the rate limiter, send,
 and settle the row: sent, retried later with backoff and jitter (429, 412, 502, 503,
-504 and connection failures, honouring Retry-After), or failed with the reason.
+504 and connection failures, honouring Retry-After), failed with the reason, or held
+while its recipient is not linked to Teams (linking them releases it).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class SenderStats:
     retried: int = 0
     failed: int = 0
     throttled: int = 0
+    held: int = 0
 
 
 class OutboxSender:
@@ -180,10 +182,16 @@ class OutboxSender:
     async def _deliver(self, item: Claimed) -> bool:
         """Deliver one message; False when it was put back for a retry."""
         target = await self._target(item)
+        if target is None and item.staff_id is not None:
+            # Not linked to Teams yet: held (not failed) until linking releases it.
+            if await self._outbox.hold(item.id, item.staff_id):
+                self.stats.held += 1
+                log.info("outbox message %s held: staff %s is not linked to Teams yet",
+                         item.id, item.staff_id)
+                return True
+            return False  # linked since it was claimed: due again, the rest wait behind it
         if target is None:
-            reason = (f"staff {item.staff_id} is not linked to a Teams user"
-                      if item.staff_id else f"unknown conversation {item.conversation_id}")
-            await self._fail(item, reason)
+            await self._fail(item, f"unknown conversation {item.conversation_id}")
             return True
         counted: tuple[str, float] | None = None  # the call in flight, as the limiter counted it
         try:

@@ -32,7 +32,11 @@ from botbuilder.schema import (
     ConversationReference,
     InvokeResponse,
 )
-from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
+from botframework.connector.auth import (
+    AuthenticationConstants,
+    ClaimsIdentity,
+    ConnectorFactory,
+)
 
 from bot.turn import DeliveryError, Incoming, Member, Reply, TurnHandler
 from cards.messages import turn_broke
@@ -50,7 +54,9 @@ class _SdkConfig:
     def __init__(self, settings: Settings) -> None:
         self.APP_ID = settings.app_id
         self.APP_PASSWORD = settings.app_password
-        self.APP_TYPE = settings.app_type
+        # Local mode has no credentials, so no tenant: botbuilder accepts an empty app id
+        # only as MultiTenant (SingleTenant, the default for real registrations, needs one).
+        self.APP_TYPE = settings.app_type if settings.app_id else "MultiTenant"
         self.APP_TENANTID = settings.app_tenant_id
 
 
@@ -234,6 +240,39 @@ class TeamsGateway:
     @property
     def app_id(self) -> str:
         return self._settings.app_id
+
+    def warm_up(self) -> None:
+        """Exercise the SDK's models once (msrest builds its (de)serialisers lazily), with a
+        card click shaped like Teams' and the answer the bot writes; no I/O."""
+        sample = {
+            "type": "invoke", "name": "adaptiveCard/action", "id": "warm-up",
+            "timestamp": "2000-01-03T09:00:00.000Z", "localTimestamp": "2000-01-03T09:00:00.000+00:00",
+            "channelId": "msteams", "serviceUrl": "http://127.0.0.1:9/",
+            "from": {"id": "29:warm-up", "aadObjectId": "00000000-0000-0000-0000-000000000000"},
+            "recipient": {"id": "28:warm-up"},
+            "conversation": {"id": "a:warm-up", "conversationType": "personal"},
+            "channelData": {"tenant": {"id": "warm-up"}},
+            "value": {"action": {"type": "Action.Execute", "verb": "warm.up", "data": {}}},
+        }
+        incoming = to_incoming(Activity().deserialize(sample))
+        card = {"type": "AdaptiveCard", "version": "1.5", "body": []}
+        json.dumps(_invoke_body(AdaptiveCardInvokeResponse(
+            status_code=200, type=CARD_CONTENT_TYPE, value=card)))
+        _as_activity(card).serialize()
+        _as_activity(incoming.verb or "").serialize()
+
+    async def warm_connectors(self, service_urls: list[str]) -> None:
+        """Build (and cache) the connector clients turns and sends will use for these
+        service URLs, as the reusing factory keeps them; makes no request."""
+        auth = self.adapter.bot_framework_authentication
+        claims = ClaimsIdentity({"aud": self.app_id} if self.app_id else {}, True)
+        factory = auth.create_connector_factory(claims)
+        for url in service_urls:
+            # Proactive sends ask for no audience; incoming turns for the channel's scope.
+            for audience in (None, AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE):
+                await factory.create(url, audience)
+        if service_urls:  # every turn also asks for the (cached) user-token client
+            await auth.create_user_token_client(claims)
 
     async def process(self, body: Any, auth_header: str, handler: TurnHandler) -> web.Response:
         """Run one parsed request body through the adapter (auth, turn, invoke response).

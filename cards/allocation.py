@@ -79,6 +79,8 @@ class AreaCount:
 class StaffRef:
     staff_id: str
     name: str
+    #: Allocation cards queued for them in this run (held until they are linked).
+    cards: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,31 @@ class CompletionView:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
+          totals: Sequence[str] | None = None, first_width: int = 6) -> dict[str, Any]:
+    """An Adaptive Card ``Table``: the first column is text, the others numbers, right-aligned
+    under right-aligned headers, so a column's header sits over its figures."""
+
+    def cell(text: str, bold: bool, header: bool = False) -> dict[str, Any]:
+        block: dict[str, Any] = {"type": "TextBlock", "text": text, "wrap": True}
+        if bold:
+            block["weight"] = "Bolder"
+        if header:
+            block["size"] = "Small"  # headers fit over narrow figure columns
+        return {"type": "TableCell", "items": [block]}
+
+    def row(cells: Sequence[str], bold: bool = False, header: bool = False) -> dict[str, Any]:
+        return {"type": "TableRow", "cells": [cell(c, bold, header) for c in cells]}
+
+    columns = [{"width": first_width}] + [
+        {"width": 2, "horizontalCellContentAlignment": "Right"} for _ in headers[1:]]
+    body = [row(headers, bold=True, header=True), *(row(r) for r in rows)]
+    if totals is not None:
+        body.append(row(totals, bold=True))
+    return {"type": "Table", "columns": columns, "rows": body, "firstRowAsHeader": True,
+            "showGridLines": False, "spacing": "Small"}
 
 
 def _reason(case: AllocatedCase) -> str:
@@ -190,23 +217,29 @@ def reminder_card(view: ReminderView) -> dict[str, Any]:
 
 
 def qa_summary_card(view: QaSummaryView) -> dict[str, Any]:
-    """The QA team's summary of one month's allocation: counts, gaps and unreachable staff."""
+    """The QA team's summary of one month's allocation: counts, gaps and unreachable staff.
+
+    ``view.unreachable`` must not hold the person the card is for (the flow leaves them
+    out): nobody is told they cannot be reached in the message that reached them.
+    """
     total = sum(a.allocated for a in view.per_area)
     body: list[dict[str, Any]] = [
         _heading(f"Case audit allocation: {month_name(view.month)}"),
         _text(f"{_plural(total, 'audit')} allocated to {_plural(view.auditors, 'auditor')}. "
               f"Deadline {long_date(view.deadline)}."),
         _text("By area of planning", weight="Bolder", spacing="Medium"),
-        _facts([
-            (a.label, f"{a.allocated}" if a.wanted is None else f"{a.allocated} of {a.wanted}")
-            for a in view.per_area
-        ]),
+        table(["Area of planning", "Allocated", "Monthly count"],
+              [[a.label, str(a.allocated), "none" if a.wanted is None else str(a.wanted)]
+               for a in view.per_area])
+        if any(a.wanted is not None for a in view.per_area) else
+        table(["Area of planning", "Allocated"],
+              [[a.label, str(a.allocated)] for a in view.per_area]),
         _text("By team (the case's team)", weight="Bolder", spacing="Medium"),
-        _facts([(team, str(n)) for team, n in view.per_team] or [("No teams", "0")]),
+        table(["Team", "Audits"], [[team, str(n)] for team, n in view.per_team])
+        if view.per_team else _text("No audits were allocated.", isSubtle=True),
     ]
     if view.shortfalls or view.reaudits_missed:
-        body.append(_text("What the rules could not satisfy", weight="Bolder", spacing="Medium",
-                          color="Attention"))
+        body.append(_text("What the rules could not satisfy", weight="Bolder", spacing="Medium"))
         lines = [f"- {line}" for line in view.shortfalls]
         if view.reaudits_missed:
             lines.append(f"- {_plural(view.reaudits_missed, 're-audit')} due could not be "
@@ -215,11 +248,20 @@ def qa_summary_card(view: QaSummaryView) -> dict[str, Any]:
     else:
         body.append(_text("Every allocation rule was satisfied.", spacing="Medium"))
     if view.unreachable:
-        body.append(_text(f"Not reachable in Teams ({len(view.unreachable)})", weight="Bolder",
-                          spacing="Medium", color="Warning"))
-        body.append(_text("Not linked to a Teams account yet, so their cards are waiting. Run "
-                          "`qabot teams sync` and then `qabot outbox retry`.", isSubtle=True))
-        body.append(_text("\n".join(f"- {s.name} ({s.staff_id})" for s in view.unreachable)))
+        body.append(_text(f"Not linked to Teams yet ({len(view.unreachable)})", weight="Bolder",
+                          spacing="Medium"))
+        waiting = sum(s.cards for s in view.unreachable)
+        if waiting:
+            what = (f"{_plural(waiting, 'allocation card is', 'allocation cards are')} held "
+                    "for them and will be sent as soon as each is linked.")
+        else:
+            what = "None of them has an audit this month; they get messages once linked."
+        body.append(_text(f"{what} `qabot staff unlinked` says why each is not linked.",
+                          isSubtle=True))
+        body.append(_text("\n".join(
+            f"- {s.name} ({s.staff_id})" + (f": {_plural(s.cards, 'card')} held" if s.cards
+                                             else "")
+            for s in view.unreachable)))
     if view.blackout_months:
         body.append(_text(f"No allocation in blackout months: {', '.join(view.blackout_months)}.",
                           isSubtle=True, spacing="Medium"))
@@ -230,18 +272,6 @@ def qa_summary_card(view: QaSummaryView) -> dict[str, Any]:
 
 def completion_card(view: CompletionView) -> dict[str, Any]:
     """Completion per team for one month, for the QA team (counts only)."""
-
-    def row(cells: Sequence[str], bold: bool = False) -> dict[str, Any]:
-        return {
-            "type": "ColumnSet",
-            "spacing": "Small",
-            "columns": [
-                {"type": "Column", "width": "stretch" if i == 0 else "auto",
-                 "items": [_text(cell, **({"weight": "Bolder"} if bold else {}))]}
-                for i, cell in enumerate(cells)
-            ],
-        }
-
     allocated = sum(r.allocated for r in view.rows)
     submitted = sum(r.submitted for r in view.rows)
     pct = f" ({round(100 * submitted / allocated)}%)" if allocated else ""
@@ -251,13 +281,14 @@ def completion_card(view: CompletionView) -> dict[str, Any]:
               f"{long_date(view.as_of)}."),
     ]
     if view.rows:
-        body.append(row(["Auditor's team", "Allocated", "Submitted", "Draft", "Overdue"], True))
-        for r in view.rows:
-            body.append(row([r.team, str(r.allocated), str(r.submitted), str(r.draft),
-                             str(r.overdue)]))
-        body.append(row(["Total", str(allocated), str(submitted),
-                         str(sum(r.draft for r in view.rows)),
-                         str(sum(r.overdue for r in view.rows))], True))
+        body.append(table(
+            ["Auditor's team", "Allocated", "Submitted", "Draft", "Overdue"],
+            [[r.team, str(r.allocated), str(r.submitted), str(r.draft), str(r.overdue)]
+             for r in view.rows],
+            totals=["Total", str(allocated), str(submitted),
+                    str(sum(r.draft for r in view.rows)),
+                    str(sum(r.overdue for r in view.rows))],
+            first_width=5))
     else:
         body.append(_text("No audits are allocated for this month yet."))
     if view.reaudits_overdue or view.reaudits_due:

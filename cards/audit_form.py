@@ -11,13 +11,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 from adaptive_cards import types
 from adaptive_cards.card import (
     ActionExecute,
     ActionSet,
     ActionShowCard,
+    ActionToggleVisibility,
     AdaptiveCard,
     Container,
     ElementAnnotated,
@@ -28,6 +29,7 @@ from adaptive_cards.card import (
     InputDate,
     InputText,
     InputToggle,
+    TargetElement,
     TextBlock,
 )
 
@@ -62,6 +64,12 @@ class FormView:
     note: str | None = None
     max_actions: int = 5
     action_grades: tuple[str, ...] = ()  # labels of overall grades that need an action
+    #: Set when a submit was held back to confirm an overall grade (its label) given with
+    #: a serious safeguarding concern ticked: the card asks, by the Submit button.
+    confirm_grade: str | None = None
+    #: Show ``note`` by the buttons (after Save draft: where the auditor clicked) rather
+    #: than at the top (a draft reopened).
+    note_by_buttons: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,13 +136,23 @@ def _choices(pairs: Sequence[tuple[str, str]]) -> list[InputChoice]:
     return [InputChoice(title=label, value=value) for value, label in pairs]
 
 
+REQUIRED: Final = " (required)"
+
+
 def _choice_set(view: FormView, key: str, pairs: Sequence[tuple[str, str]], *,
-                label: str | None = None, placeholder: str = "Choose") -> list[ElementAnnotated]:
-    """A compact choice set keeping the current entry, with its error under it."""
+                label: str | None = None, placeholder: str | None = "Choose",
+                required: bool = False) -> list[ElementAnnotated]:
+    """A compact choice set keeping the current entry, with its error under it.
+
+    A required one says so in its label. It is not ``isRequired``: the Teams client checks
+    isRequired before *any* button sends the inputs, Save draft included, so a half-done
+    draft could never be saved; the server checks required answers on submit instead.
+    """
     value = view.values.get(key) or None
-    return [InputChoiceSet(id=key, label=label, choices=_choices(pairs),
-                           style=types.ChoiceInputStyle.COMPACT, placeholder=placeholder,
-                           value=value), *_error(view, key)]
+    return [InputChoiceSet(id=key, label=(label or "") + (REQUIRED if required else "") or None,
+                           choices=_choices(pairs), style=types.ChoiceInputStyle.COMPACT,
+                           placeholder=placeholder, value=value),
+            *_error(view, key)]
 
 
 def _text_input(view: FormView, key: str, label: str, *, limit: int | None = None,
@@ -160,12 +178,58 @@ def _rubric(grades: Sequence[Grade]) -> list[ElementAnnotated]:
         for item in (TextBlock(text=g.label, weight=types.FontWeight.BOLDER, wrap=True),
                      _subtle(g.description))
     ])
-    return [ActionSet(actions=[ActionShowCard(title="Grading guide", card=guide)])]
+    return [ActionSet(actions=[ActionShowCard(title="Grading guide", card=guide, mode=None)])]
 
 
 def _summary_line(count: int) -> str:
     thing = "thing needs" if count == 1 else "things need"
     return f"{count} {thing} fixing before you can submit. Look for the red notes below."
+
+
+def _fix_list(view: FormView, labels: Mapping[str, str], *, detail: bool = True) -> str:
+    """What to fix, in the order of the form, named as the auditor sees each field (with
+    the red note's words too, unless the card is short of room)."""
+    order = {key: n for n, key in enumerate(labels)}
+    keys = sorted(view.errors, key=lambda k: (k != fr.FORM, order.get(k, len(order)), k))
+    lines = []
+    for key in keys:
+        where = labels.get(key)
+        if where is None:
+            lines.append(f"- {view.errors[key]}")
+        elif not detail:
+            lines.append(f"- {where}")
+        else:  # "Overall grade: Please give..."; "Was the family contacted? Please say..."
+            lines.append(f"- {where}{'' if where.endswith('?') else ':'} {view.errors[key]}")
+    return "\n".join(lines)
+
+
+def _row_id(n: int) -> str:
+    return f"row{n}"
+
+
+def _add_id(n: int) -> str:
+    """The "Add an action" button shown after row ``n`` (0: before the first row)."""
+    return f"add{n}"
+
+
+def _rows_shown(view: FormView) -> int:
+    """Action rows open from the start: up to the last one holding an entry or an error.
+    A fresh Good audit shows none, only "Add an action"."""
+    shown = 0
+    for n in range(1, view.max_actions + 1):
+        ids = [fr.action_id(n, f) for f in fr.ACTION_FIELDS]
+        if any(view.values.get(i) for i in ids) or any(i in view.errors for i in ids):
+            shown = n
+    return shown
+
+
+def _add_button(n: int) -> ActionSet:
+    """Reveals row n+1 and hides itself (the next row carries the next button). Only rows
+    from the last open one on carry one: an open row stays open."""
+    title = "Add an action" if n == 0 else "Add another action"
+    return ActionSet(id=_add_id(n), actions=[ActionToggleVisibility(
+        title=title, mode=None, target_elements=[TargetElement(element_id=_row_id(n + 1), is_visible=True),
+                                      TargetElement(element_id=_add_id(n), is_visible=False)])])
 
 
 # ---------------------------------------------------------------------------- cards
@@ -181,6 +245,10 @@ def audit_form_card(view: FormView) -> dict[str, Any]:
     card = _form_card(view, guidance=True)
     if wire_size(card) > FORM_BUDGET_BYTES:
         card = _form_card(view, guidance=False)
+    if wire_size(card) > FORM_BUDGET_BYTES and view.errors:
+        # Still too big (long entries and many errors): the list by Submit only counts
+        # the red notes, each of which stays under its field.
+        card = _form_card(view, guidance=False, fix_list=False)
     return card
 
 
@@ -189,7 +257,19 @@ def wire_size(card: dict[str, Any]) -> int:
     return len(json.dumps(card).encode())
 
 
-def _form_card(view: FormView, *, guidance: bool) -> dict[str, Any]:
+def _form_card(view: FormView, *, guidance: bool, fix_list: bool = True) -> dict[str, Any]:
+    labels: dict[str, str] = {}  # input id -> what the auditor reads, for the list by Submit
+
+    def choice(key: str, pairs: Sequence[tuple[str, str]], label: str, *,
+               placeholder: str = "Choose", required: bool = True) -> list[ElementAnnotated]:
+        labels[key] = label
+        return _choice_set(view, key, pairs, label=label,
+                           placeholder=placeholder if guidance else None, required=required)
+
+    def text(key: str, label: str, **kwargs: Any) -> list[ElementAnnotated]:
+        labels[key] = label
+        return _text_input(view, key, label, **kwargs)
+
     body: list[ElementAnnotated] = [
         TextBlock(text=f"Case audit: {view.case_ref}", size=types.FontSize.LARGE,
                   weight=types.FontWeight.BOLDER, wrap=True),
@@ -203,7 +283,7 @@ def _form_card(view: FormView, *, guidance: bool) -> dict[str, Any]:
     ]
     # One status slot whatever the state (see _error): the draft note or the error summary.
     status: list[ElementAnnotated] = []
-    if view.note:
+    if view.note and not view.note_by_buttons:
         status.append(_text(view.note, color=types.Colors.GOOD, size=types.FontSize.SMALL))
     if view.errors:
         status.append(_text(_summary_line(len(view.errors)), weight=types.FontWeight.BOLDER,
@@ -212,7 +292,10 @@ def _form_card(view: FormView, *, guidance: bool) -> dict[str, Any]:
             status.append(_text(view.errors[fr.FORM], color=types.Colors.ATTENTION))
     body.append(Container(
         style=types.ContainerStyle.ATTENTION if view.errors else None,
-        items=status or [TextBlock(text="")], is_visible=bool(status)))
+        items=status or [TextBlock(text="")], is_visible=None if status else False))
+    if guidance:
+        body.append(_subtle("Answers marked (required) are needed to submit. Save a draft at "
+                            "any time, however much is done."))
 
     grade_pairs = _grade_pairs(view.grades)
     body.append(_heading("Grade each domain"))
@@ -220,72 +303,117 @@ def _form_card(view: FormView, *, guidance: bool) -> dict[str, Any]:
         body.extend(_rubric(view.grades))
     else:
         body.append(_subtle("The guiding questions are hidden to make room for your answers."))
-    for domain in view.domains:
+    for n, domain in enumerate(view.domains, start=1):
         key = fr.domain_id(domain.key)
-        # Without guidance the input's label alone names the domain (room for entries).
-        heading = ([_text(domain.title, weight=types.FontWeight.BOLDER),
-                    _subtle("\n".join(f"- {q}" for q in domain.questions))] if guidance else [])
+        folded: list[ElementAnnotated] = []
+        if guidance:
+            # The questions fold under the domain: shown on tap, so the form stays short.
+            questions = f"questions-{n}"
+            folded = [
+                ActionSet(actions=[ActionToggleVisibility(
+                    title="Guiding questions", mode=None,
+                    target_elements=[TargetElement(element_id=questions)])],
+                    spacing=types.Spacing.SMALL),
+                Container(id=questions, is_visible=False, spacing=types.Spacing.SMALL,
+                          items=[_subtle("\n".join(f"- {q}" for q in domain.questions))]),
+            ]
         body.append(Container(separator=True, items=[
-            *heading,
-            # Labelled per domain so screen readers (and tests) can tell the grades apart.
-            *_choice_set(view, key, grade_pairs, label=f"{domain.title}: grade",
-                         placeholder="Choose a grade"),
+            # The label names the domain (one line, not a heading and a label): screen
+            # readers, and tests, tell the grades apart by it.
+            *choice(key, grade_pairs, f"{domain.title}: grade", placeholder="Choose a grade"),
+            *folded,
         ]))
+        labels[key] = domain.title  # in the list by Submit, the domain's own title
 
     body.append(_heading("Overall"))
-    body.extend(_choice_set(view, fr.OUTCOMES, fr.OUTCOME_CHOICES,
-                            label="Are the child's outcomes met?"))
-    body.extend(_choice_set(view, fr.OVERALL, grade_pairs, label="Overall grade",
-                            placeholder="Choose a grade"))
+    body.extend(choice(fr.OUTCOMES, fr.OUTCOME_CHOICES, "Are the child's outcomes met?"))
+    body.extend(choice(fr.OVERALL, grade_pairs, "Overall grade", placeholder="Choose a grade"))
 
     body.append(_heading("What we found"))
-    body.extend(_text_input(view, fr.STRENGTHS, "What is working well (strengths)"))
-    body.extend(_text_input(view, fr.WORRIES, "What are we worried about"))
-    body.extend(_text_input(view, fr.BETTER, "What needs to be better"))
-    body.extend(_text_input(view, fr.CELEBRATE, "Outstanding practice to celebrate (optional)"))
+    body.extend(text(fr.STRENGTHS, "What is working well (strengths)"))
+    body.extend(text(fr.WORRIES, "What are we worried about"))
+    body.extend(text(fr.BETTER, "What needs to be better"))
+    body.extend(text(fr.CELEBRATE, "Outstanding practice to celebrate (optional)"))
 
     body.append(_heading("Who took part"))
-    body.extend(_choice_set(view, fr.SW_TOOK_PART, fr.YES_NO_CHOICES,
-                            label="Did the social worker take part?"))
-    body.extend(_choice_set(view, fr.CHILD_CONTACTED, fr.CHILD_CONTACT_CHOICES,
-                            label="Was the child (12 or over) contacted?"))
-    body.extend(_choice_set(view, fr.FAMILY_CONTACTED, fr.YES_NO_CHOICES,
-                            label="Was the family contacted?"))
-    body.extend(_text_input(view, fr.FEEDBACK, "What the child and family told us"))
+    body.extend(choice(fr.SW_TOOK_PART, fr.YES_NO_CHOICES, "Did the social worker take part?"))
+    body.extend(choice(fr.CHILD_CONTACTED, fr.CHILD_CONTACT_CHOICES,
+                       "Was the child (12 or over) contacted?"))
+    body.extend(choice(fr.FAMILY_CONTACTED, fr.YES_NO_CHOICES, "Was the family contacted?"))
+    body.extend(text(fr.FEEDBACK, "What the child and family told us"))
 
     body.append(_heading("Safeguarding"))
+    labels[fr.SAFEGUARDING] = "Serious safeguarding concern"
     body.append(InputToggle(
         id=fr.SAFEGUARDING, title="There is a serious safeguarding concern about this child",
         value="true" if view.values.get(fr.SAFEGUARDING) == "true" else "false",
         value_on="true", value_off="false", wrap=True))
     body.extend(_error(view, fr.SAFEGUARDING))
-    body.extend(_text_input(view, fr.SAFEGUARDING_DETAILS,
-                            "Details of the concern (needed if ticked)"))
+    body.extend(text(fr.SAFEGUARDING_DETAILS, "Details of the concern (needed if ticked)"))
 
     body.append(_heading(f"Actions (up to {view.max_actions})"))
-    hint = "Fill in a whole row for each action; leave unused rows empty."
+    hint = "Add a row for each action and fill it in whole."
     if view.action_grades:
         hint += f" An overall grade of {' or '.join(view.action_grades)} needs at least one."
     body.append(_subtle(hint))
+    shown = _rows_shown(view)
+    if shown == 0:
+        body.append(_add_button(0))
     for n in range(1, view.max_actions + 1):
-        body.append(Container(separator=n > 1, items=[
+        what, owner = fr.action_id(n, "what"), fr.action_id(n, "owner")
+        due, priority = fr.action_id(n, "due"), fr.action_id(n, "priority")
+        labels |= {what: f"Action {n}, what needs to happen", owner: f"Action {n}, owner",
+                   due: f"Action {n}, due by", priority: f"Action {n}, priority"}
+        row: list[ElementAnnotated] = [
             _text(f"Action {n}", weight=types.FontWeight.BOLDER),
-            *_text_input(view, fr.action_id(n, "what"), "What needs to happen",
-                         limit=fr.ACTION_MAX, multiline=False),
-            *_choice_set(view, fr.action_id(n, "owner"), view.owner_choices, label="Owner",
+            *_text_input(view, what, "What needs to happen", limit=fr.ACTION_MAX,
+                         multiline=False),
+            *_choice_set(view, owner, view.owner_choices, label="Owner",
                          placeholder="Choose an owner"),
-            InputDate(id=fr.action_id(n, "due"), label="Due by",
-                      value=view.values.get(fr.action_id(n, "due")) or None),
-            *_error(view, fr.action_id(n, "due")),
-            *_choice_set(view, fr.action_id(n, "priority"), fr.PRIORITY_CHOICES,
-                         label="Priority", placeholder="Choose a priority"),
-        ]))
+            InputDate(id=due, label="Due by", value=view.values.get(due) or None),
+            *_error(view, due),
+            *_choice_set(view, priority, fr.PRIORITY_CHOICES, label="Priority",
+                         placeholder="Choose a priority"),
+        ]
+        if shown <= n < view.max_actions:  # rows up to `shown` are open for good
+            row.append(_add_button(n))
+        body.append(Container(id=_row_id(n), separator=True if n > 1 else None,
+                              is_visible=None if n <= shown else False,
+                              items=row))
+
+    # By the buttons, where the auditor clicked: what to fix, the draft note, the question.
+    by_submit: list[ElementAnnotated] = []
+    if view.errors and fix_list:
+        by_submit += [
+            _text(f"Before you can submit, fix {'this' if len(view.errors) == 1 else 'these'}:",
+                  weight=types.FontWeight.BOLDER, color=types.Colors.ATTENTION),
+            _text(_fix_list(view, labels, detail=guidance), color=types.Colors.ATTENTION,
+                  spacing=types.Spacing.NONE),
+        ]
+    elif view.errors:
+        by_submit.append(_text(_summary_line(len(view.errors)), weight=types.FontWeight.BOLDER,
+                               color=types.Colors.ATTENTION))
+    if view.confirm_grade:
+        by_submit += [
+            _text(f"You graded this audit {view.confirm_grade} overall and ticked a serious "
+                  "safeguarding concern. If both are right, tick the box and press Submit "
+                  "again; if not, change the grade or the tick.",
+                  weight=types.FontWeight.BOLDER),
+            InputToggle(id=fr.CONFIRM, title=f"Both are right: submit it as {view.confirm_grade}",
+                        value="false", value_on="true", value_off="false", wrap=True),
+        ]
+    if view.note and view.note_by_buttons:
+        by_submit.append(_text(view.note, color=types.Colors.GOOD, weight=types.FontWeight.BOLDER))
+    body.append(Container(
+        id="by-submit", separator=True, spacing=types.Spacing.LARGE,
+        style=types.ContainerStyle.ATTENTION if view.errors else None,
+        items=by_submit or [TextBlock(text="")], is_visible=None if by_submit else False))
 
     actions = [
-        ActionExecute(title="Save draft", verb=SaveDraft.verb,
+        ActionExecute(title="Save draft", verb=SaveDraft.verb, mode=None,
                       data=SaveDraft(view.audit_id).pack(),
                       associated_inputs=types.AssociatedInputs.AUTO),
-        ActionExecute(title="Submit audit", verb=SubmitAudit.verb,
+        ActionExecute(title="Submit audit", verb=SubmitAudit.verb, mode=None,
                       data=SubmitAudit(view.audit_id).pack(), style=types.ActionStyle.POSITIVE,
                       associated_inputs=types.AssociatedInputs.AUTO),
     ]

@@ -8,11 +8,20 @@ references and names only where the message goes 1:1 to someone entitled to them
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from types import MappingProxyType
 from typing import Final
 
+from qa.allocation import (
+    RULE_ALREADY_ALLOCATED,
+    RULE_MANAGED_TEAMS,
+    RULE_NO_AREA_COUNT,
+    RULE_OWN_CASELOAD,
+    RULE_OWN_TEAM,
+    RULE_REPEAT_WINDOW,
+    Exclusion,
+)
 from qa.errors import Code, DomainError
 
 __all__ = [
@@ -534,3 +543,137 @@ def moderation_overdue_note(rows: Sequence[tuple[str, date, Sequence[str]]]) -> 
     lines = ["These moderations are past their due date:"]
     lines += [f"- {who}: {', '.join(refs)} (due {_day(due)})" for who, due, refs in rows]
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- allocation
+
+
+def _count(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+def _some(names: Sequence[str], most: int = 4) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def exclusion_lines(exclusions: Iterable[Exclusion], *, team: Callable[[str], str],
+                    who: Callable[[str], str], window_months: int) -> list[str]:
+    """The dry run's "which rule excluded what", one line per rule (per auditor for the line
+    of management); ``team`` and ``who`` name a team key and a staff id."""
+    items = list(exclusions)
+    by_rule: dict[str, list[Exclusion]] = {}
+    for item in items:
+        by_rule.setdefault(item.rule, []).append(item)
+    lines: list[str] = []
+    for rule, text in (
+        (RULE_ALREADY_ALLOCATED, "already allocated this month by another run"),
+        (RULE_REPEAT_WINDOW, f"audited in the last {window_months} months (the repeat window) "
+                             "with no re-audit due"),
+        (RULE_NO_AREA_COUNT, "in an area of planning with no audit count this month"),
+    ):
+        for item in by_rule.get(rule, []):
+            lines.append(f"{_count(item.cases, 'case')} {text}")
+    own = by_rule.get(RULE_OWN_TEAM, [])
+    if own:
+        per_team = {i.teams: i.cases for i in own}
+        lines.append(f"own team: {_count(len(own), 'auditor')} never offered a case from "
+                     f"their own team ({_count(sum(per_team.values()), 'eligible case')} in "
+                     f"{_count(len(per_team), 'team')})")
+    for item in by_rule.get(RULE_MANAGED_TEAMS, []):
+        assert item.auditor_id is not None
+        names = [team(t) for t in item.teams]
+        lines.append(f"line of management: {who(item.auditor_id)} never offered the "
+                     f"{_count(item.cases, 'eligible case')} of the "
+                     f"{_count(len(names), 'team')} below them ({_some(names)})")
+    held = by_rule.get(RULE_OWN_CASELOAD, [])
+    if held:
+        lines.append(f"own caseload: {_count(len(held), 'auditor')} never offered the "
+                     f"{_count(sum(i.cases for i in held), 'eligible case')} they hold in "
+                     "other teams")
+    return lines
+
+
+def allocation_deadline_passed(month: str, deadline: str) -> str:
+    """A month allocated after its own deadline: said plainly, the run still goes ahead."""
+    return (f"the deadline for {month} ({deadline}) has already passed, so every audit "
+            "allocated now is overdue at once. Check the month: the current month may be "
+            "the one you meant.")
+
+
+def unreachable_next_step(n: int, teams_installed: int, *, dry_run: bool) -> str:
+    """What to do when allocation names people the bot cannot reach in Teams."""
+    held = "would be held" if dry_run else "are held"
+    people = "person is" if n == 1 else "people are"
+    if teams_installed == 0:
+        how = ("The bot is not installed in any team yet: add it to a team these people "
+               "belong to in Teams (it links everyone it can when it is installed), or ask "
+               "them to open the bot in Teams and say hello.")
+    else:
+        how = ("Make sure each of them is a member of a team the bot is installed in, then "
+               "run `qabot teams sync`; or ask them to open the bot in Teams and say hello.")
+    return (f"Next step: {n} {people} not linked to Teams, so their messages {held} (not "
+            f"lost). {how} Each held message goes out as soon as its person is linked. "
+            "`qabot staff unlinked` says why each one is not linked.")
+
+
+# ---------------------------------------------------------------------------- reaching staff
+
+LINK_FIX: Final = (
+    "How to fix: make sure each person is a member of a team the bot is installed in (or "
+    "correct their email in the staff file and import it again), then run `qabot teams "
+    "sync`; or ask them to open the bot in Teams and say hello, which links them at once. "
+    "Held messages go out as soon as each person is linked.")
+
+
+def unlinked_report(people: Sequence[tuple[str, str, str, Sequence[str], str | None, int]], *,
+                    teams: Sequence[str], linked_domains: Mapping[str, int]) -> list[str]:
+    """``qabot staff unlinked``: one entry per person (id, name, email, role labels, team,
+    messages waiting for them), the likely reason, and the fix."""
+    linked = sum(linked_domains.values())
+    if not people:
+        return [f"Everyone on the staff list ({_count(linked, 'active person', 'active people')})"
+                " is linked to Teams."]
+    lines = [f"{len(people)} of {_count(len(people) + linked, 'active person', 'active people')} "
+             "cannot be reached in Teams (not linked to a Teams account)."]
+    if teams:
+        lines.append(f"The bot is installed in: {', '.join(teams)}.")
+    else:
+        lines.append("The bot is not installed in any team yet, so nobody can have been "
+                     "linked from a team roster.")
+    lines.append("")
+    known = sorted(linked_domains, key=lambda d: (-linked_domains[d], d))
+    for staff_id, name, email, roles, team, held in people:
+        where = ", ".join([*roles, *([team] if team else [])])
+        waiting = f" - {_count(held, 'message')} waiting" if held else ""
+        lines.append(f"{staff_id} {name} <{email}> ({where}){waiting}")
+        domain = email.rpartition("@")[2].lower()
+        if not teams:
+            why = "the bot is not installed in any team yet"
+        elif known and domain not in linked_domains:
+            why = (f"no Teams account has this email; its domain ({domain}) is not the domain "
+                   f"of anyone linked so far ({', '.join(known[:3])}): check it for a typo")
+        else:
+            why = ("no member of the teams the bot is in has this email or sign-in name "
+                   "(not in those teams, or known to Teams by another address)")
+        lines.append(f"  why: {why}")
+    lines += ["", LINK_FIX]
+    return lines
+
+
+# ---------------------------------------------------------------------------- imports
+
+
+def team_without_cases(team: str, nearest: str | None) -> str:
+    """Staff import: a new team that no open case belongs to (imported all the same)."""
+    hint = f" Did you mean {nearest}?" if nearest else ""
+    return (f"team '{team}' is new and no open case belongs to it.{hint} If it is a typo, "
+            "fix the staff file and import it again; the rows were imported as they are.")
+
+
+def team_without_staff(team: str, nearest: str | None) -> str:
+    """Cases import: a new team that no member of staff belongs to (imported all the same)."""
+    hint = f" Did you mean {nearest}?" if nearest else ""
+    return (f"team '{team}' is new and no member of staff belongs to it.{hint} If it is a "
+            "typo, fix the cases file and import it again; the rows were imported as they "
+            "are.")

@@ -17,9 +17,10 @@ History rules (documented here because the allocator only sees dates):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.router import Router
+from cards import messages
 from cards.allocation import (
     AllocatedCase,
     AllocationView,
@@ -37,10 +39,12 @@ from cards.allocation import (
     allocation_card,
     qa_summary_card,
 )
+from cards.common import long_date
 from flows.base import transaction
 from qa.allocation import AllocationRequest, AllocationResult, Auditor, CaseInfo, allocate, new_seed
 from qa.calendar import WorkingCalendar
 from qa.framework import Framework
+from qa.people import LineOfManagement, Person
 from qa.periods import (
     add_months,
     local_date,
@@ -64,6 +68,7 @@ __all__ = [
     "MonthlyPlan",
     "allocate_month",
     "allocation_day_for",
+    "auditor_pool",
     "jobs",
     "monthly_key",
     "persist_monthly",
@@ -124,6 +129,7 @@ class MonthlyPlan:
     case_team: Mapping[str, int]
     team_names: Mapping[int, str]
     qa_leads: tuple[str, ...]
+    teams_installed: int = 0
 
     @property
     def key(self) -> str:
@@ -141,6 +147,19 @@ class MonthlyPlan:
         """Auditors with cases, and QA leads, who are not linked to a Teams user."""
         ids = {a.auditor_id for a in self.result.allocations} | set(self.qa_leads)
         return [(i, self.staff[i].name) for i in sorted(ids) if not self.staff[i].linked]
+
+
+def auditor_pool(staff: Sequence[StaffInfo], people: Sequence[Person],
+                 framework: Framework) -> list[Auditor]:
+    """The auditors of a run, each with the teams below them in the line of management.
+
+    Every allocation (monthly or themed) builds its auditors here, so nobody is ever given
+    a case from their own team or from a team they manage at any depth.
+    """
+    line = LineOfManagement(people)
+    return [Auditor(s.staff_id, str(s.team_id) if s.team_id is not None else NO_TEAM, quota,
+                    frozenset(str(t) for t in line.teams_below(s.staff_id)))
+            for s in staff if (quota := framework.quota_for_roles(s.roles)) > 0]
 
 
 def _aware(value: datetime) -> datetime:
@@ -193,8 +212,7 @@ async def plan_monthly(
     async with sessions() as session:
         inputs = await stored.allocation_inputs(session, month_key(month))
     staff = {s.staff_id: s for s in inputs.staff}
-    auditors = [Auditor(s.staff_id, str(s.team_id) if s.team_id is not None else NO_TEAM, quota)
-                for s in inputs.staff if (quota := framework.quota_for_roles(s.roles)) > 0]
+    auditors = auditor_pool(inputs.staff, inputs.people, framework)
     qa_leads = tuple(s.staff_id for s in inputs.staff if framework.qa_roles.intersection(s.roles))
     cases = [case_info(framework, c) for c in inputs.cases if c.area in framework.areas]
     case_team = {c.case_ref: c.team_id for c in inputs.cases if c.area in framework.areas}
@@ -224,6 +242,7 @@ async def plan_monthly(
         case_team=case_team,
         team_names=inputs.team_names,
         qa_leads=tuple(sorted(qa_leads)),
+        teams_installed=inputs.teams_installed,
     )
 
 
@@ -246,6 +265,14 @@ class MonthlyOutcome:
     shortfalls: tuple[str, ...] = ()
     unreachable: tuple[tuple[str, str], ...] = ()
     queued: int = 0
+    #: Which rule kept what out of the month (worded; computed when the month is planned).
+    exclusions: tuple[str, ...] = ()
+    #: Plausible mistakes worth a second look; never a refusal.
+    warnings: tuple[str, ...] = ()
+    #: Area key -> label, so the report names areas as people know them.
+    area_labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: How many teams the bot is installed in (decides the next step for the unreachable).
+    teams_installed: int = 0
 
     @property
     def changed(self) -> bool:
@@ -271,9 +298,11 @@ class MonthlyOutcome:
         lines = [self.headline()]
         if self.status == "blackout":
             return lines
+        lines += [f"Warning: {w}" for w in self.warnings]
         if self.per_area:
             lines.append("By area of planning:")
-            lines += [f"  {area}: {n}" + (f" of {want}" if want is not None else "")
+            lines += [f"  {self.area_labels.get(area, area)}: {n}"
+                      + (f" of {want}" if want is not None else "")
                       for area, n, want in self.per_area]
         if self.per_team:
             lines.append("By team (the case's team):")
@@ -281,12 +310,48 @@ class MonthlyOutcome:
         if self.shortfalls:
             lines.append("Could not satisfy:")
             lines += [f"  - {s}" for s in self.shortfalls]
+        if self.exclusions:
+            lines.append("Excluded by rule:")
+            lines += [f"  - {line}" for line in self.exclusions]
         if self.unreachable:
             lines.append("Not reachable in Teams (not linked):")
             lines += [f"  - {sid} {name}" for sid, name in self.unreachable]
+        step = (messages.unreachable_next_step(len(self.unreachable), self.teams_installed,
+                                               dry_run=self.status == "dry_run")
+                if self.unreachable and self.status in ("dry_run", "allocated") else None)
         if self.status == "dry_run":
+            lines += [step] if step else []
             lines.append("Dry run: nothing was written.")
+        elif step:
+            lines.append(step)
         return lines
+
+
+def _exclusion_lines(plan: MonthlyPlan, framework: Framework) -> tuple[str, ...]:
+    """The plan's exclusions in words: team and staff names, never a case reference."""
+
+    def team(key: str) -> str:
+        return plan.team_names.get(int(key), key) if key.isdigit() else key
+
+    def who(staff_id: str) -> str:
+        info = plan.staff.get(staff_id)
+        if info is None:
+            return staff_id
+        roles = ", ".join(framework.roles.get(r, r) for r in info.roles)
+        return f"{staff_id} {info.name} ({roles})"
+
+    return tuple(messages.exclusion_lines(
+        plan.result.exclusions, team=team, who=who,
+        window_months=plan.request.repeat_window_months))
+
+
+def _warnings(plan: MonthlyPlan, framework: Framework) -> tuple[str, ...]:
+    """Plausible mistakes in running this month now: said, never refused."""
+    today = local_date(plan.as_of, framework.zone)
+    if plan.result.allocations and plan.deadline < today:
+        return (messages.allocation_deadline_passed(month_key(plan.month),
+                                                    long_date(plan.deadline)),)
+    return ()
 
 
 def _outcome_from_plan(plan: MonthlyPlan, framework: Framework, status: str,
@@ -304,10 +369,14 @@ def _outcome_from_plan(plan: MonthlyPlan, framework: Framework, status: str,
         shortfalls=plan.result.shortfalls,
         unreachable=tuple(plan.unreachable()),
         queued=queued,
+        exclusions=_exclusion_lines(plan, framework),
+        warnings=_warnings(plan, framework),
+        area_labels={k: a.label for k, a in framework.areas.items()},
+        teams_installed=plan.teams_installed,
     )
 
 
-def _outcome_from_run(run: AllocationRun) -> MonthlyOutcome:
+def _outcome_from_run(run: AllocationRun, framework: Framework | None = None) -> MonthlyOutcome:
     s = run.summary or {}
     return MonthlyOutcome(
         status="already",
@@ -321,6 +390,7 @@ def _outcome_from_run(run: AllocationRun) -> MonthlyOutcome:
         per_team=tuple((t, n) for t, n in s.get("per_team", [])),
         shortfalls=tuple(s.get("shortfalls", [])),
         unreachable=tuple((i, n) for i, n in s.get("unreachable", [])),
+        area_labels={k: a.label for k, a in framework.areas.items()} if framework else {},
     )
 
 
@@ -368,8 +438,16 @@ def _auditor_views(plan: MonthlyPlan, framework: Framework,
     }
 
 
+def _with_labels(line: str, framework: Framework) -> str:
+    """A shortfall line from the allocator names an area by key first: use its label."""
+    key, sep, rest = line.partition(": ")
+    area = framework.areas.get(key)
+    return f"{area.label}{sep}{rest}" if sep and area is not None else line
+
+
 def _summary_view(plan: MonthlyPlan, framework: Framework) -> QaSummaryView:
     reaudit_lines = [s for s in plan.result.shortfalls if s.startswith("re-audit ")]
+    cards = {a.auditor_id: 1 for a in plan.result.allocations}  # one card each, any cases
     return QaSummaryView(
         authority=framework.authority,
         month=plan.month,
@@ -379,9 +457,10 @@ def _summary_view(plan: MonthlyPlan, framework: Framework) -> QaSummaryView:
         per_area=tuple(AreaCount(framework.areas[k].label, n, want)
                        for k, n, want in plan.per_area(framework)),
         per_team=tuple(plan.per_team()),
-        shortfalls=tuple(s for s in plan.result.shortfalls if s not in reaudit_lines),
+        shortfalls=tuple(_with_labels(s, framework) for s in plan.result.shortfalls
+                         if s not in reaudit_lines),
         reaudits_missed=len(reaudit_lines),
-        unreachable=tuple(StaffRef(i, n) for i, n in plan.unreachable()),
+        unreachable=tuple(StaffRef(i, n, cards.get(i, 0)) for i, n in plan.unreachable()),
         blackout_months=month_names(framework.blackout_months),
     )
 
@@ -435,13 +514,16 @@ async def persist_monthly(
             for sid, view in sorted(views.items()):
                 await work.tell(Message(allocation_card(view), staff_id=sid,
                                         dedupe_key=f"allocation:{month}:{sid}"))
-            summary_card = qa_summary_card(_summary_view(plan, framework))
+            qa_view = _summary_view(plan, framework)
             for sid in plan.qa_leads:
-                await work.tell(Message(summary_card, staff_id=sid,
+                # Nobody is told they cannot be reached in the message that reaches them.
+                mine = dataclasses.replace(qa_view, unreachable=tuple(
+                    u for u in qa_view.unreachable if u.staff_id != sid))
+                await work.tell(Message(qa_summary_card(mine), staff_id=sid,
                                         dedupe_key=f"allocation:{month}:summary:{sid}"))
             run.summary = {**summary, "queued": work.queued}
     except IntegrityError:
-        return await _already(sessions, plan)
+        return await _already(sessions, plan, framework)
     except OperationalError as err:
         # SQLite: a concurrent writer won the database lock; it may have been this month.
         if not _is_lock_error(err):
@@ -449,18 +531,19 @@ async def persist_monthly(
         existing = await run_for_month(sessions, plan.month)
         if existing is None:
             raise
-        return _outcome_from_run(existing)
+        return _outcome_from_run(existing, framework)
     log.info("month allocated", extra={"month": month, "run_id": run.id,
                                        "audits": len(new), "queued": work.queued})
     return _outcome_from_plan(plan, framework, "allocated", run.id, work.queued)
 
 
-async def _already(sessions: async_sessionmaker[AsyncSession], plan: MonthlyPlan) -> MonthlyOutcome:
+async def _already(sessions: async_sessionmaker[AsyncSession], plan: MonthlyPlan,
+                   framework: Framework) -> MonthlyOutcome:
     existing = await run_for_month(sessions, plan.month)
     if existing is None:  # the key did not clash: some other constraint failed
         raise RuntimeError(f"allocation for {month_key(plan.month)} refused by the database")
     log.info("month already allocated", extra={"month": existing.month, "run_id": existing.id})
-    return _outcome_from_run(existing)
+    return _outcome_from_run(existing, framework)
 
 
 async def allocate_month(
@@ -479,7 +562,7 @@ async def allocate_month(
         return MonthlyOutcome(status="blackout", month=month)
     existing = await run_for_month(sessions, month)
     if existing is not None:
-        return _outcome_from_run(existing)
+        return _outcome_from_run(existing, framework)
     plan = await plan_monthly(sessions, framework, calendar, month, as_of=as_of, seed=seed)
     if dry_run:
         return _outcome_from_plan(plan, framework, "dry_run")

@@ -135,7 +135,8 @@ def _local(services: Services, moment: datetime) -> datetime:
 
 
 def form_view(services: Services, fc: FormContext, values: dict[str, str], *,
-              errors: dict[str, str] | None = None, note: str | None = None) -> FormView:
+              errors: dict[str, str] | None = None, note: str | None = None,
+              confirm_grade: str | None = None, note_by_buttons: bool = False) -> FormView:
     framework = services.framework
     tool = _tool(framework, fc.audit)
     audit = fc.audit
@@ -157,6 +158,8 @@ def form_view(services: Services, fc: FormContext, values: dict[str, str], *,
         max_actions=framework.max_actions,
         action_grades=tuple(g.label for g in framework.grades
                             if g.key in framework.actions_required),
+        confirm_grade=confirm_grade,
+        note_by_buttons=note_by_buttons,
     )
 
 
@@ -307,7 +310,8 @@ async def save_draft(request: Request, ask: SaveDraft) -> Reply:
         return await _summary_reply(services, ask.audit_id)  # submitted meanwhile
     log.info("audit draft saved", extra={"audit_id": ask.audit_id})
     note = messages.draft_saved(f"{_local(services, at):%H:%M}", fmt_date(loaded.audit.deadline))
-    return Reply(card=audit_form_card(form_view(services, loaded, values, note=note)))
+    return Reply(card=audit_form_card(form_view(services, loaded, values, note=note,
+                                                note_by_buttons=True)))
 
 
 @router.card(SubmitAudit)
@@ -329,6 +333,13 @@ async def submit_audit(request: Request, ask: SubmitAudit) -> Reply:
     if submission is None:
         log.info("audit submit rejected", extra={"audit_id": ask.audit_id, "errors": len(errors)})
         return Reply(card=audit_form_card(form_view(services, loaded, values, errors=errors)))
+    if (fr.needs_confirmation(submission, services.framework)
+            and request.inputs.get(fr.CONFIRM) != "true"):
+        # A warning, not a refusal: the same form asks, by Submit, and one tick goes on.
+        log.info("audit submit held for confirmation", extra={"audit_id": ask.audit_id})
+        grade = services.framework.grade(submission.overall).label
+        return Reply(card=audit_form_card(form_view(services, loaded, values,
+                                                    confirm_grade=grade)))
     outcome = await submit(services, ask.audit_id, request.staff_id, submission, at=at)
     card = audit_summary_card(summary_view(services, outcome.result))
     if not outcome.created:

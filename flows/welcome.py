@@ -7,7 +7,7 @@ import logging
 from bot.router import Request, Router
 from bot.turn import Incoming, Reply
 from cards import messages
-from flows.roster import sync_conversation
+from flows.roster import after_link, link_roster
 from qa.framework import Framework
 from qa.people import is_manager
 from store.models import Staff
@@ -71,42 +71,28 @@ async def help_command(request: Request) -> Reply:
     return Reply.text(help_text(request))
 
 
-async def _link_from_profile(request: Request) -> Staff | None:
-    """On first 1:1 contact, link the person to their staff record by email or UPN."""
-    services, incoming = request.services, request.incoming
-    if request.staff is not None or services.teams is None or not incoming.reference:
-        return request.staff
-    member = await services.teams.member(incoming.reference, incoming.user_id)
-    if member is None:
-        return None
-    addresses = " ".join(a for a in (member.email, member.user_principal_name) if a)
-    report = await services.directory.link_members(
-        [(member.id, member.aad_object_id, addresses)], actor="teams:first-contact")
-    if report.linked:
-        await services.directory.save_conversation(
-            conversation_id=incoming.conversation_id, kind="personal",
-            service_url=incoming.service_url, tenant_id=incoming.tenant_id,
-            reference=incoming.reference, teams_user_id=incoming.user_id,
-            aad_object_id=incoming.user_aad_id)
-    return await services.directory.staff_for_user(incoming.user_id, incoming.user_aad_id)
-
-
 @router.event(_is_bot_added)
 async def on_installed(request: Request) -> Reply | None:
     services, incoming = request.services, request.incoming
     if incoming.conversation_type == "personal":
-        staff = await _link_from_profile(request)
+        # The turn handler has already linked the person by their Teams profile if it could.
         if not await services.directory.mark_welcomed(incoming.conversation_id):
             return None
-        return Reply(messages=[messages.GREETING + "\n\n" + help_text(request, staff)])
+        return Reply(messages=[messages.GREETING + "\n\n" + help_text(request)])
     if incoming.team_id or incoming.conversation_type == "channel":
         # Teams sends two events per install; only the first welcomes and syncs.
         if not await services.directory.mark_welcomed(incoming.conversation_id):
             return None
         try:
-            await sync_conversation(services, incoming.conversation_id)
+            linked = await link_roster(services, incoming.conversation_id)
         except Exception:
             log.exception("roster sync after team install failed")
+        else:
+            # Each linked person's 1:1 chat, opened now rather than on allocation day, then
+            # the QA team's report; in the background, as a big team takes longer than
+            # Teams waits for an answer.
+            if linked is not None:
+                services.spawn(after_link(services, *linked), name="open-personal-chats")
         return Reply(messages=[messages.CHANNEL_WELCOME])
     return None
 

@@ -7,6 +7,9 @@ cases re-audited within 8 and 12 months), Leicester (no audits in blackout month
 
 How a month is allocated, in order of priority:
 
+0. Who may audit what. An auditor is never given a case from their own team, from any team
+   below them in the line of management (``Auditor.managed_teams``: a service manager's teams,
+   a head of service's service, an assistant director's division), or from their own caseload.
 1. Eligibility. A case is out if another process already took it this month
    (``already_allocated``), or if it was audited inside the repeat window, unless a re-audit is due
    by the month's last day. With ``area_counts``, only areas with a positive count take part.
@@ -55,6 +58,7 @@ __all__ = [
     "AllocationResult",
     "Auditor",
     "CaseInfo",
+    "Exclusion",
     "allocate",
     "new_seed",
     "repeat_window_start",
@@ -68,11 +72,22 @@ K = TypeVar("K", bound=Hashable)
 
 @dataclass(frozen=True)
 class Auditor:
-    """Someone who audits this month; ``quota`` is how many cases they should get (R3 default 1)."""
+    """Someone who audits this month; ``quota`` is how many cases they should get (R3 default 1).
+
+    ``managed_teams`` are the teams below the auditor in the line of management (a service
+    manager's teams, a head of service's service, an assistant director's division): like
+    their own ``team``, the auditor is never given a case from any of them.
+    """
 
     staff_id: str
     team: str
     quota: int = 1
+    managed_teams: frozenset[str] = frozenset()
+
+    def may_audit(self, case: CaseInfo) -> bool:
+        """Whether the rules let this auditor audit the case (whatever their load)."""
+        return (case.team != self.team and case.team not in self.managed_teams
+                and case.social_worker_id != self.staff_id)
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,30 @@ class Allocation:
     reason: str
 
 
+RULE_ALREADY_ALLOCATED: Final = "already_allocated"
+RULE_REPEAT_WINDOW: Final = "repeat_window"
+RULE_NO_AREA_COUNT: Final = "no_area_count"
+RULE_OWN_TEAM: Final = "own_team"
+RULE_MANAGED_TEAMS: Final = "managed_teams"
+RULE_OWN_CASELOAD: Final = "own_caseload"
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """What one rule kept out of the month, for the dry run: ids and counts, no sentences.
+
+    ``rule`` is one of the ``RULE_*`` keys. Case rules (already allocated, repeat window, no
+    area count) set ``cases``; auditor rules set ``auditor_id`` and, for the line of
+    management, the ``teams`` below that auditor, with ``cases`` the open eligible cases
+    the rule kept from them.
+    """
+
+    rule: str
+    cases: int
+    auditor_id: str | None = None
+    teams: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class AllocationResult:
     """The month's allocations plus a plain-English line for everything that could not be done."""
@@ -122,6 +161,8 @@ class AllocationResult:
     allocations: tuple[Allocation, ...]
     shortfalls: tuple[str, ...]
     blackout: bool
+    #: Which rule excluded what (the dry run shows it); empty for a blackout month.
+    exclusions: tuple[Exclusion, ...] = ()
 
 
 def new_seed() -> int:
@@ -328,15 +369,16 @@ class _Class:
 
     team: str
     members: tuple[Auditor, ...]
+    managed: frozenset[str] = frozenset()  # the teams below every member (they share them)
 
     def can_take(self, case: CaseInfo) -> bool:
-        return case.team != self.team and all(
-            m.staff_id != case.social_worker_id for m in self.members
-        )
+        return (case.team != self.team and case.team not in self.managed
+                and all(m.staff_id != case.social_worker_id for m in self.members))
 
     def can_take_pool(self, pool: _Pool) -> bool:
         # A pool without a holder has no case on any auditor's caseload outside their own team.
-        return pool.team != self.team and all(m.staff_id != pool.holder for m in self.members)
+        return (pool.team != self.team and pool.team not in self.managed
+                and all(m.staff_id != pool.holder for m in self.members))
 
 
 @dataclass(frozen=True)
@@ -525,6 +567,7 @@ def allocate(req: AllocationRequest) -> AllocationResult:
         ):
             unsorted_groups[(case.area, case.team)].append(case)
     due.sort(key=lambda c: (c.reaudit_due_on, _rank(seed, "reaudit", c.case_ref)))
+    exclusions = _exclusions(req, auditors, due, unsorted_groups, last_day, window_start)
     groups = {
         key: sorted(cases, key=lambda c: _rank(seed, "case", c.case_ref))
         for key, cases in unsorted_groups.items()
@@ -559,13 +602,15 @@ def allocate(req: AllocationRequest) -> AllocationResult:
         for c in [*due, *(c for cases in groups.values() for c in cases)]
         if c.social_worker_id in team_of and team_of[c.social_worker_id] != c.team
     }
-    by_class: dict[tuple[str, str], list[Auditor]] = defaultdict(list)
+    # Auditors sharing a team and the teams below them are interchangeable (one node).
+    by_class: dict[tuple[str, str, tuple[str, ...]], list[Auditor]] = defaultdict(list)
     for a in auditors:
-        by_class[(a.team, a.staff_id if a.staff_id in specials else "")].append(a)
+        managed = tuple(sorted(a.managed_teams - {a.team}))
+        by_class[(a.team, a.staff_id if a.staff_id in specials else "", managed)].append(a)
     classes = [
-        _Class(team, tuple(members))
-        for (team, _special), members in sorted(
-            by_class.items(), key=lambda kv: _rank(seed, "class", *kv[0])
+        _Class(team, tuple(members), frozenset(managed))
+        for (team, _special, managed), members in sorted(
+            by_class.items(), key=lambda kv: _rank(seed, "class", kv[0][0], kv[0][1], *kv[0][2])
         )
     ]
     reaudits = [c for c in due if c.area in target]
@@ -622,7 +667,48 @@ def allocate(req: AllocationRequest) -> AllocationResult:
         due=due,
         allocations=allocations,
     )
-    return AllocationResult(req.month, seed, tuple(allocations), tuple(shortfalls), False)
+    return AllocationResult(req.month, seed, tuple(allocations), tuple(shortfalls), False,
+                            exclusions)
+
+
+def _exclusions(
+    req: AllocationRequest,
+    auditors: Sequence[Auditor],
+    due: Sequence[CaseInfo],
+    groups: Mapping[tuple[str, str], Sequence[CaseInfo]],
+    last_day: date,
+    window_start: date,
+) -> tuple[Exclusion, ...]:
+    """Which rule kept what out: cases left out of the month, and per auditor the eligible
+    cases their own team, the teams below them and their own caseload kept from them."""
+    taken = recent = uncounted = 0
+    counts = req.area_counts
+    for case in req.cases:
+        if case.case_ref in req.already_allocated:
+            taken += 1
+        elif _is_due(case, last_day):
+            continue
+        elif _recently_audited(case, window_start):
+            recent += 1
+        elif counts is not None and counts.get(case.area, 0) <= 0:
+            uncounted += 1
+    out = [Exclusion(rule, n) for rule, n in ((RULE_ALREADY_ALLOCATED, taken),
+                                              (RULE_REPEAT_WINDOW, recent),
+                                              (RULE_NO_AREA_COUNT, uncounted)) if n]
+    eligible = [*due, *(c for cases in groups.values() for c in cases)]
+    per_team = Counter(c.team for c in eligible)
+    for a in auditors:
+        if per_team[a.team]:
+            out.append(Exclusion(RULE_OWN_TEAM, per_team[a.team], a.staff_id, (a.team,)))
+        managed = tuple(sorted(a.managed_teams - {a.team}))
+        if managed:
+            out.append(Exclusion(RULE_MANAGED_TEAMS, sum(per_team[t] for t in managed),
+                                 a.staff_id, managed))
+        held = sum(1 for c in eligible if c.social_worker_id == a.staff_id
+                   and c.team != a.team and c.team not in a.managed_teams)
+        if held:
+            out.append(Exclusion(RULE_OWN_CASELOAD, held, a.staff_id))
+    return tuple(out)
 
 
 def _shortfalls(
@@ -654,7 +740,8 @@ def _shortfalls(
                 reasons.append("not enough auditor capacity")
             if got < target[area]:
                 reasons.append(
-                    f"{target[area] - got} could not go to an auditor outside the case's team and caseload"
+                    f"{target[area] - got} could not go to an auditor outside the case's team, "
+                    "the teams they manage and their caseload"
                 )
             lines.append(f"{area}: {wanted[area]} wanted, {got} allocated ({'; '.join(reasons)})")
 
@@ -664,14 +751,15 @@ def _shortfalls(
             continue
         if case.area not in wanted:
             why = f"area {case.area} has no audit count this month"
-        elif not any(a.team != case.team and a.staff_id != case.social_worker_id for a in auditors):
-            why = "every auditor is in the case's team or holds it"
+        elif not any(a.may_audit(case) for a in auditors):
+            why = "every auditor is in the case's team, manages it or holds the case"
         elif got_area[case.area] >= wanted[case.area]:
             why = f"the {case.area} count of {wanted[case.area]} is already filled"
         elif len(allocations) >= slots:
             why = "all auditor capacity is used"
         else:
-            why = "the auditors with capacity left are in the case's team or hold it"
+            why = ("the auditors with capacity left are in the case's team, manage it or hold "
+                   "the case")
         assert case.reaudit_due_on is not None
         lines.append(
             f"re-audit {case.case_ref} (due {case.reaudit_due_on.isoformat()}) not allocated: {why}"
@@ -683,7 +771,8 @@ def _shortfalls(
         elif len(allocations) >= sum(most.values()):
             why = "not enough eligible cases"
         else:
-            why = "the cases left are in the auditors' own teams or caseloads"
+            why = ("the cases left are in the auditors' own teams, teams they manage or their "
+                   "caseloads")
         lines.append(
             f"spare auditor capacity: {slots - len(allocations)} of {slots} slots unused ({why})"
         )

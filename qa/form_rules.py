@@ -33,6 +33,9 @@ SAFEGUARDING: Final = "safeguarding"
 SAFEGUARDING_DETAILS: Final = "safeguarding_details"
 #: Key for an error that belongs to no single field.
 FORM: Final = "_form"
+#: The tick that confirms a Good or better overall grade with a serious safeguarding concern:
+#: asked on the form for that one submit, never kept in a draft.
+CONFIRM: Final = "confirm_grade_with_concern"
 
 ACTION_FIELDS: Final = ("what", "owner", "due", "priority")
 
@@ -346,6 +349,12 @@ def entries_of(*, domain_grades: Mapping[str, str], overall: str | None, outcome
             values[key] = value
     values[SAFEGUARDING] = "true" if safeguarding else "false"
     return {k: v for k, v in values.items() if is_input_id(k)}
+
+
+def needs_confirmation(submission: Submission, framework: Framework) -> bool:
+    """A plausible mistake worth a second look, never a refusal: an overall grade of Good or
+    better with a serious safeguarding concern ticked."""
+    return submission.safeguarding and framework.is_good_or_better(submission.overall)
 
 
 def label_for(choices: tuple[tuple[str, str], ...], value: str | None) -> str:

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -52,6 +52,7 @@ from qabot.logs import correlation_id
 from qabot.metrics import Metrics
 from qabot.services import Services
 from qabot.settings import Settings
+from qabot.warmup import WarmUp, warm_up
 from scheduler.jobs import job_table
 from store.db import make_engine, make_sessionmaker
 from store.directory import Directory
@@ -72,6 +73,8 @@ class Runtime:
     sender_enabled: bool
     scheduler: BaseScheduler | None = None
     sender_task: asyncio.Task[None] | None = None
+    warm_up: WarmUp | None = None
+    started: float = field(default_factory=time.monotonic)
 
 
 #: Every feature's module; each brings ``router`` and ``jobs``.
@@ -172,9 +175,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    ok = await request.app[SERVICES].database_ok()
-    body = {"status": "ok" if ok else "degraded", "database": "ok" if ok else "unreachable"}
-    return web.json_response(body, status=200 if ok else 503)
+    """Liveness: the process answers. Cheap on purpose (no database, no I/O): a platform
+    restarts an instance whose liveness fails, and a database outage is no reason to
+    restart every instance; readiness (/readyz) is where dependencies are checked."""
+    runtime = request.app[RUNTIME]
+    return web.json_response({"status": "ok",
+                              "uptime_seconds": round(time.monotonic() - runtime.started)})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -241,6 +247,9 @@ def init_app(settings: Settings, *, framework: Framework | None = None,
                                   sender=run_sender, metrics=app[METRICS])
         app[SERVICES] = services
         app[HANDLER] = make_turn_handler(services)
+        # Before the first request: imports, SDK, cards, the pool and one whole turn.
+        runtime.warm_up = await warm_up(services, app[HANDLER])
+        app[METRICS].warmup_seconds = runtime.warm_up.seconds
         if settings.local_mode:
             log.warning("local mode: no MicrosoftAppId set, so incoming requests are NOT "
                         "authenticated; use only with the Agents Playground or tests")

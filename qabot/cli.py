@@ -25,11 +25,31 @@ def _err(text: str) -> None:
 
 
 def _settings() -> Settings:
+    """The environment's settings; the default SQLite file's folder is made if missing."""
+    from qabot.settings import sqlite_file
+
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except SettingsError as err:
         _err(f"configuration error: {err}")
         raise SystemExit(2) from None
+    path = sqlite_file(settings.database_url)
+    if path is not None and not path.parent.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            _err(f"cannot create {path.parent} for the database ({err.strerror}): set "
+                 "DATABASE_URL to a writable place")
+            raise SystemExit(2) from None
+    return settings
+
+
+def _say_database(settings: Settings) -> None:
+    """Say where the data is, every time: a surprise here loses people's work."""
+    from qabot.settings import describe_database
+
+    _err(f"qabot: database {describe_database(settings.database_url)} "
+         "(set DATABASE_URL to use another)")
 
 
 def _framework(settings: Settings) -> Any:
@@ -49,6 +69,7 @@ def _with_services(func: Callable[[Any], Awaitable[int]], *, teams: bool = False
     from qabot.app import build_services
 
     settings = _settings()
+    _say_database(settings)
     framework = _framework(settings)
     _require_migrated(settings)
 
@@ -107,6 +128,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     configure(settings.log_format)
+    _say_database(settings)
     framework = _framework(settings)
     _require_migrated(settings)
     port = args.port or settings.port
@@ -118,11 +140,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from qabot.settings import describe_database
     from store.db import upgrade
 
     settings = _settings()
     upgrade(settings.database_url, args.revision)
-    _out(f"database at {args.revision}")
+    _out(f"database at {args.revision}: {describe_database(settings.database_url)}")
     return 0
 
 
@@ -168,13 +191,32 @@ def cmd_teams_sync(args: argparse.Namespace) -> int:
     async def run(services: Any) -> int:
         results = await sync_all(services)
         if not results:
-            _out("the bot is not installed in any team yet")
+            _out("the bot is not installed in any team yet: add it to a team in Teams first "
+                 "(see \"Link staff to Teams\" in the README)")
             return 1
         for team, report in results:
             _out(f"{team}: {describe(report)}")
+        released = sum(r.released for _, r in results)
+        if released:
+            _out(f"{released} held message(s) released: the running service sends them now")
+        missing = await services.directory.staff_without_chat()
+        _out("every linked person has a 1:1 chat with the bot" if not missing else
+             f"{len(missing)} linked person(s) have no 1:1 chat yet; the first message to "
+             "each opens it")
         return 0
 
     return _with_services(run, teams=True)
+
+
+def cmd_staff_unlinked(args: argparse.Namespace) -> int:
+    from flows.roster import unlinked_report
+
+    async def run(services: Any) -> int:
+        for line in await unlinked_report(services):
+            _out(line)
+        return 0
+
+    return _with_services(run)
 
 
 def cmd_outbox_status(args: argparse.Namespace) -> int:
@@ -184,7 +226,10 @@ def cmd_outbox_status(args: argparse.Namespace) -> int:
         if st.oldest_pending_at is not None:
             seconds = (services.clock() - st.oldest_pending_at).total_seconds()
             age = f", oldest waiting {seconds:.0f}s"
-        _out(f"pending {st.pending}, sending {st.sending}, sent {st.sent}, failed {st.failed}{age}")
+        held = (f", held {st.held} (for staff not linked to Teams yet: see "
+                "`qabot staff unlinked`)" if st.held else "")
+        _out(f"pending {st.pending}, sending {st.sending}, sent {st.sent}, failed {st.failed}"
+             f"{age}{held}")
         for message_id, staff_id, reason in st.failures:
             _out(f"  failed #{message_id} to {staff_id or 'a channel'}: {reason}")
         return 0
@@ -455,6 +500,11 @@ def build_parser() -> argparse.ArgumentParser:
     teams = sub.add_parser("teams", help="Teams links").add_subparsers(dest="teams", required=True)
     p = teams.add_parser("sync", help="link staff to Teams users from team rosters")
     p.set_defaults(func=cmd_teams_sync)
+
+    st = sub.add_parser("staff", help="staff and Teams").add_subparsers(dest="staff",
+                                                                         required=True)
+    st.add_parser("unlinked", help="who cannot be reached in Teams, and why").set_defaults(
+        func=cmd_staff_unlinked)
 
     ob = sub.add_parser("outbox", help="proactive messages").add_subparsers(dest="ob", required=True)
     ob.add_parser("status", help="pending, failed with reasons, oldest age").set_defaults(

@@ -122,6 +122,8 @@ class Metrics:
             "Time to process one POST /api/messages, replies included.")
         self.job_runs = Counter("job_runs_total", "Scheduled job runs, by job and outcome.",
                                 ("job", "status"))
+        #: How long the start-up warm-up took (qabot/warmup.py); None before it ran.
+        self.warmup_seconds: float | None = None
 
     def record_activity(self, activity_type: str | None, seconds: float) -> None:
         kind = activity_type if activity_type in ACTIVITY_TYPES else "other"
@@ -144,12 +146,15 @@ class Metrics:
                         "counter", sender.throttled if sender else 0)
         lines += _fixed("messages_retried_total", "Deliveries put back for a later retry.",
                         "counter", sender.retried if sender else 0)
+        if self.warmup_seconds is not None:
+            lines += _fixed("warmup_seconds", "Start-up warm-up time (imports, SDK, cards, "
+                            "connection pool, one turn).", "gauge", self.warmup_seconds)
         lines += self.activities.render()
         lines += self.activity_latency.render()
         lines += self.job_runs.render()
         if outbox is not None:
             states = (("pending", outbox.pending), ("sending", outbox.sending),
-                      ("sent", outbox.sent), ("failed", outbox.failed))
+                      ("sent", outbox.sent), ("failed", outbox.failed), ("held", outbox.held))
             lines += _fixed("outbox_messages", "Outbox rows by status (whole database).", "gauge",
                             0, [(("status",), (s,), n) for s, n in states])
         return "\n".join(lines) + "\n"

@@ -7,10 +7,13 @@ field is filled in later and nothing lives in a module global. Handlers reach it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
     from flows.base import SubmitHook
     from qabot.metrics import Metrics
     from scheduler.jobs import Job
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,22 @@ class Services:
     #: The in-process outbox sender; None where another process delivers.
     sender: OutboxSender | None = None
     metrics: Metrics | None = None
+    #: Work started by a turn that must not hold up its answer (opening 1:1 chats after a
+    #: team install); awaited, or cancelled, when the services close.
+    background: set[asyncio.Task[Any]] = field(default_factory=set, compare=False, repr=False)
+
+    def spawn(self, work: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run ``work`` in the background; its failure is logged, never lost."""
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self.background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self.background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task %s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
 
     def outbox_queued(self) -> None:
         """Wake the in-process sender after queueing, so delivery does not wait a poll."""
@@ -67,5 +89,13 @@ class Services:
         except Exception:
             return False
 
-    async def close(self) -> None:
+    async def close(self, grace_seconds: float = 5.0) -> None:
+        """Let background work finish (briefly), then close the connection pool."""
+        if self.background:
+            _, pending = await asyncio.wait(set(self.background), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self.engine.dispose()

@@ -9,9 +9,47 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///qabot.db"
+import platformdirs
+
 APP_TYPES = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
+#: New Azure Bot registrations are single-tenant (multi-tenant ones can no longer be made).
+DEFAULT_APP_TYPE = "SingleTenant"
+
+
+def default_database_path() -> Path:
+    """The SQLite file used when DATABASE_URL is not set: in the user's data directory
+    (``~/.local/share/qabot/qabot.db`` on Linux), never the folder the command ran in."""
+    return platformdirs.user_data_path("qabot", appauthor=False) / "qabot.db"
+
+
+def default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{default_database_path()}"
+
+
+#: Kept for callers that build Settings by hand; ``from_env`` reads the data directory.
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///qabot.db"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def describe_database(url: str) -> str:
+    """Where the data is, for people: the SQLite file, or the server URL without password."""
+    from sqlalchemy.engine import make_url
+
+    path = sqlite_file(url)
+    if path is not None:
+        return f"SQLite file {path.resolve()}"
+    return make_url(url).render_as_string(hide_password=True)
 
 
 class SettingsError(ValueError):
@@ -50,7 +88,7 @@ class Settings:
     host: str = "0.0.0.0"
     app_id: str = ""
     app_password: str = ""
-    app_type: str = "MultiTenant"
+    app_type: str = DEFAULT_APP_TYPE
     app_tenant_id: str = ""
     allowed_tenants: frozenset[str] = field(default_factory=frozenset)
     framework_path: str = ""
@@ -75,7 +113,7 @@ class Settings:
             t.strip() for t in env.get("QABOT_ALLOWED_TENANTS", "").split(",") if t.strip()
         )
         app_id = env.get("MicrosoftAppId", "").strip()
-        app_type = env.get("MicrosoftAppType", "").strip() or "MultiTenant"
+        app_type = env.get("MicrosoftAppType", "").strip() or DEFAULT_APP_TYPE
         if app_type not in APP_TYPES:
             raise SettingsError(f"MicrosoftAppType={app_type!r}: expected one of "
                                 f"{', '.join(APP_TYPES)}")
@@ -88,7 +126,7 @@ class Settings:
         if log_format not in ("json", "text"):
             raise SettingsError(f"QABOT_LOG_FORMAT={log_format!r}: expected json or text")
         return cls(
-            database_url=env.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            database_url=env.get("DATABASE_URL", "").strip() or default_database_url(),
             port=_int(env, "PORT", 3978),
             host=env.get("HOST", "0.0.0.0").strip() or "0.0.0.0",
             app_id=app_id,

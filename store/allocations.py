@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from qa.people import Person
 from store.grading import final_overall_grade
-from store.models import AllocationRun, Audit, Case, Staff, Team
+from store.models import AllocationRun, Audit, Case, Conversation, Staff, Team
 
 __all__ = [
     "AllocationInputs",
@@ -42,6 +43,7 @@ class StaffInfo:
     team_id: int | None
     roles: tuple[str, ...]
     linked: bool
+    manager_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,15 +69,24 @@ class AllocationInputs:
     cases: tuple[CaseHistory, ...]
     team_names: dict[int, str]
     taken: frozenset[str]  # case refs already allocated this month (by any run)
+    people: tuple[Person, ...] = ()  # everyone, leavers included, for the line of management
+    teams_installed: int = 0  # teams (channels) the bot is installed in
 
 
 async def allocation_inputs(session: AsyncSession, month_key: str) -> AllocationInputs:
     """Active staff, open cases with their audit history, team names, and this month's taken."""
     staff = tuple(
-        StaffInfo(sid, name, team_id, tuple(roles or ()), bool(teams_user_id))
-        for sid, name, team_id, roles, teams_user_id in (await session.execute(
-            select(Staff.staff_id, Staff.name, Staff.team_id, Staff.roles, Staff.teams_user_id)
+        StaffInfo(sid, name, team_id, tuple(roles or ()), bool(teams_user_id), manager_id)
+        for sid, name, team_id, roles, teams_user_id, manager_id in (await session.execute(
+            select(Staff.staff_id, Staff.name, Staff.team_id, Staff.roles, Staff.teams_user_id,
+                   Staff.manager_id)
             .where(Staff.active.is_(True)).order_by(Staff.staff_id))).all())
+    # Leavers too: a chain of management still runs through a manager who has left.
+    people = tuple(
+        Person(sid, name, frozenset(roles or ()), team_id, manager_id, bool(active))
+        for sid, name, roles, team_id, manager_id, active in (await session.execute(
+            select(Staff.staff_id, Staff.name, Staff.roles, Staff.team_id, Staff.manager_id,
+                   Staff.active).order_by(Staff.staff_id))).all())
     team_names = dict((await session.execute(select(Team.id, Team.name))).all())
     history = {
         ref: (last_month, last_submitted, last_allocated)
@@ -108,7 +119,10 @@ async def allocation_inputs(session: AsyncSession, month_key: str) -> Allocation
         grade_at, grade = latest.get(ref, (None, None))
         cases.append(CaseHistory(ref, team_id, sw, area, opened_on, tuple(tags or ()),
                                  last_month, last_submitted, last_allocated, grade, grade_at))
-    return AllocationInputs(staff, tuple(cases), team_names, taken)
+    installed = int(await session.scalar(
+        select(func.count()).select_from(Conversation).where(Conversation.kind == "channel"))
+        or 0)
+    return AllocationInputs(staff, tuple(cases), team_names, taken, people, installed)
 
 
 async def run_by_key(session: AsyncSession, key: str) -> AllocationRun | None:

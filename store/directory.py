@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from qa.people import Person
 from store.audit_log import record
-from store.models import Conversation, Staff, Team
+from store.models import Case, Conversation, OutboxMessage, Staff, Team
+from store.outbox import release_held_in
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,30 @@ class LinkReport:
     already: list[str]
     unmatched_staff: list[str]
     unknown_members: int
+    #: Held outbox messages of the newly linked staff, put back in the queue by the link.
+    released: int = 0
+
+
+@dataclass(frozen=True)
+class UnlinkedStaff:
+    """An active member of staff the bot cannot reach in Teams, with what is known."""
+
+    staff_id: str
+    name: str
+    email: str
+    roles: tuple[str, ...]
+    team: str | None
+    held: int  # messages waiting for them (held, or queued and not tried yet)
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Who cannot be reached, and the facts that say why: the teams the bot is in and the
+    email domains of the staff linked so far."""
+
+    unlinked: list[UnlinkedStaff]
+    teams: list[str]
+    linked_domains: dict[str, int]
 
 
 class Directory:
@@ -225,8 +250,61 @@ class Directory:
                     Conversation.teams_user_id == staff.teams_user_id))
                 for conv in convs:
                     conv.staff_id = staff_id
+            # What waited for them goes out now, committed with the link itself.
+            await session.flush()
+            released = await release_held_in(session, linked)
         unknown = len({m[0] for m in members} - matched_users)
-        return LinkReport(linked, already, unmatched, unknown)
+        return LinkReport(linked, already, unmatched, unknown, released)
+
+    async def staff_without_chat(self) -> list[tuple[str, Target]]:
+        """Active staff linked to Teams who have no 1:1 chat with the bot yet, each with
+        what opening one needs (borrowed from the newest known conversation)."""
+        async with self._sessions() as session:
+            anchor = await session.scalar(
+                select(Conversation).order_by(Conversation.updated_at.desc()).limit(1))
+            if anchor is None:
+                return []
+            chat = (select(Conversation.id)
+                    .where(Conversation.kind == "personal",
+                           or_(Conversation.staff_id == Staff.staff_id,
+                               Conversation.teams_user_id == Staff.teams_user_id))
+                    .exists())
+            rows = (await session.execute(
+                select(Staff.staff_id, Staff.teams_user_id, Staff.aad_object_id)
+                .where(Staff.active.is_(True), Staff.teams_user_id.is_not(None), ~chat)
+                .order_by(Staff.staff_id))).all()
+        bot_id = (anchor.reference.get("bot") or {}).get("id")
+        return [(sid, Target(reference=None, teams_user_id=uid, aad_object_id=aad,
+                             service_url=anchor.service_url, tenant_id=anchor.tenant_id,
+                             bot_id=bot_id))
+                for sid, uid, aad in rows]
+
+    async def reachability(self) -> Reachability:
+        """Active staff not linked to Teams, with their held messages and the facts that
+        explain it (for ``qabot staff unlinked``)."""
+        async with self._sessions() as session:
+            team_names = dict((await session.execute(select(Team.id, Team.name))).all())
+            rows = (await session.scalars(
+                select(Staff).where(Staff.active.is_(True)).order_by(Staff.staff_id))).all()
+            # Held by the sender, or queued and not tried yet: waiting for them either way.
+            held = dict((await session.execute(
+                select(OutboxMessage.staff_id, func.count())
+                .where(OutboxMessage.status.in_(("held", "pending", "sending")))
+                .group_by(OutboxMessage.staff_id))).all())
+            teams = sorted({c.team_name or c.id for c in await session.scalars(
+                select(Conversation).where(Conversation.kind == "channel"))})
+        domains: dict[str, int] = {}
+        unlinked: list[UnlinkedStaff] = []
+        for staff in rows:
+            if staff.teams_user_id:
+                domain = staff.email.rpartition("@")[2].lower()
+                domains[domain] = domains.get(domain, 0) + 1
+                continue
+            unlinked.append(UnlinkedStaff(
+                staff.staff_id, staff.name, staff.email, tuple(staff.roles or ()),
+                team_names.get(staff.team_id) if staff.team_id is not None else None,
+                int(held.get(staff.staff_id, 0))))
+        return Reachability(unlinked, teams, domains)
 
     async def staff_with_roles(self, roles: set[str] | frozenset[str]) -> list[Staff]:
         async with self._sessions() as session:
@@ -240,6 +318,18 @@ async def staff_with_roles(session: AsyncSession, roles: Iterable[str]) -> list[
     rows = (await session.scalars(
         select(Staff).where(Staff.active.is_(True)).order_by(Staff.staff_id))).all()
     return [s for s in rows if wanted.intersection(s.roles or [])]
+
+
+async def team_usage(session: AsyncSession) -> dict[str, tuple[int, int]]:
+    """Every team by name: (active staff in it, open cases in it)."""
+    staff = dict((await session.execute(
+        select(Staff.team_id, func.count()).where(Staff.active.is_(True))
+        .group_by(Staff.team_id))).all())
+    cases = dict((await session.execute(
+        select(Case.team_id, func.count()).where(Case.status == "open")
+        .group_by(Case.team_id))).all())
+    return {name: (int(staff.get(tid, 0)), int(cases.get(tid, 0)))
+            for tid, name in (await session.execute(select(Team.id, Team.name))).all()}
 
 
 def as_person(staff: Staff) -> Person:

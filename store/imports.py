@@ -118,6 +118,10 @@ class ImportReport:
     closed: list[str] = field(default_factory=list)
     unchanged: int = 0
     rejected: list[RowError] = field(default_factory=list)
+    #: Teams this import named for the first time (created), by name.
+    teams_added: list[str] = field(default_factory=list)
+    #: Plausible mistakes worth a look (worded by the caller); never a reason to refuse.
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
@@ -129,6 +133,7 @@ class ImportReport:
     def details(self) -> str:
         lines = [self.summary()]
         lines.extend(f"line {e.line}: {e.reason}" for e in self.rejected)
+        lines.extend(f"warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
     def counts(self) -> dict[str, int]:
@@ -690,7 +695,9 @@ async def import_staff(
         report.rejected.sort(key=lambda e: e.line)
         good = [r for r in rows.values() if r.staff_id not in problems]
 
+        before = {t.casefold() for t in await session.scalars(select(Team.name))}
         teams = await _ensure_teams(session, {r.team for r in good if r.team}, actor, at)
+        report.teams_added = sorted(t.name for k, t in teams.items() if k not in before)
         team_names = {t.id: t.name for t in teams.values()}
         tally = _Tally(len(records), progress)
         tally.add(len(records) - len(good))
@@ -883,7 +890,9 @@ async def import_cases(
                 good.append(r)
         report.rejected.sort(key=lambda e: e.line)
 
+        before = {t.casefold() for t in await session.scalars(select(Team.name))}
         teams = await _ensure_teams(session, {r.team for r in good}, actor, at)
+        report.teams_added = sorted(t.name for k, t in teams.items() if k not in before)
         team_names = {t.id: t.name for t in teams.values()}
         tally = _Tally(len(records), progress)
         tally.add(len(records) - len(good))

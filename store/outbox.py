@@ -4,6 +4,12 @@ A flow hands the outbox a :class:`Message` (who it is for, what it says, and a d
 that makes a replayed job harmless) inside the flow's own transaction, so a message is
 queued exactly when the change it announces is committed.
 
+A row's status is ``pending`` (due, or waiting for a retry), ``sending`` (leased to a
+sender), ``sent``, ``failed`` (with the reason) or ``held``: a message to a member of staff
+who is not linked to a Teams user yet is held, not failed, and goes back to ``pending`` in
+the same transaction that links them (:func:`release_held_in`), so it is sent as soon as
+they can be reached.
+
 Rows are claimed with a conditional UPDATE (status and lease checked in the WHERE
 clause), which is safe with two service instances on PostgreSQL and with a CLI process
 beside the service on SQLite. A fresh message has no ``next_attempt_at``: it is due at
@@ -24,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from store.models import OutboxMessage
+from store.models import OutboxMessage, Staff
 
 RETRYABLE = frozenset({429, 412, 502, 503, 504})
 
@@ -69,6 +75,23 @@ class Message:
         if self.staff_id is not None:
             return f"staff:{self.staff_id}"
         return f"conv:{self.conversation_id}"
+
+
+HELD_REASON = "held: staff {staff_id} is not linked to a Teams user yet"
+
+
+async def release_held_in(session: AsyncSession, staff_ids: list[str]) -> int:
+    """Put the held messages of these (now linked) staff back in the queue, in the caller's
+    transaction (the one that links them); returns how many were released."""
+    if not staff_ids:
+        return 0
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == "held", OutboxMessage.staff_id.in_(staff_ids))
+        .values(status="pending", next_attempt_at=None, lease_until=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)
 
 
 async def queue_in(session: AsyncSession, message: Message, *, at: datetime) -> int | None:
@@ -117,6 +140,7 @@ class OutboxStatus:
     failed: int
     oldest_pending_at: datetime | None
     failures: list[tuple[int, str | None, str | None]]
+    held: int = 0
 
 
 class OutboxStore:
@@ -220,6 +244,46 @@ class OutboxStore:
                 )
             )
 
+    async def hold(self, message_id: int, staff_id: str) -> bool:
+        """Hold a claimed message until its recipient is linked; False (and the message is
+        due again) when they have been linked since it was claimed.
+
+        The staff row is read FOR UPDATE: a link committing meanwhile either happens first
+        (and this sees it) or waits for this hold (and its release then finds the row).
+
+        A message with a fallback (a safeguarding alert) must not wait silently: holding it
+        queues its fallback messages in the same transaction, as giving up would (their
+        dedupe keys keep a later failure from queuing them twice).
+        """
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            linked = await session.scalar(
+                select(Staff.teams_user_id).where(Staff.staff_id == staff_id).with_for_update())
+            values: dict[str, Any] = (
+                {"status": "pending", "lease_until": None} if linked else
+                {"status": "held", "lease_until": None,
+                 "last_error": HELD_REASON.format(staff_id=staff_id)})
+            fallback = (await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
+                .values(**values)
+                .returning(OutboxMessage.fallback)
+            )).scalar_one_or_none()
+            if not linked:
+                for f in fallback or []:
+                    await queue_in(session, Message(f["body"], f.get("staff_id"),
+                                                    f.get("conversation_id"),
+                                                    f.get("dedupe_key")), at=now)
+        return not linked
+
+    async def held_by_staff(self) -> dict[str, int]:
+        """How many messages are held for each member of staff (not linked yet)."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(OutboxMessage.staff_id, func.count())
+                .where(OutboxMessage.status == "held").group_by(OutboxMessage.staff_id))
+            return {str(sid): int(n) for sid, n in rows.all() if sid is not None}
+
     async def release(self, message_ids: list[int]) -> None:
         """Give claimed messages back untouched (an earlier one to them must go first)."""
         if not message_ids:
@@ -295,4 +359,5 @@ class OutboxStore:
             failed=counts.get("failed", 0),
             oldest_pending_at=oldest,
             failures=[(r[0], r[1], r[2]) for r in failed_rows],
+            held=counts.get("held", 0),
         )

@@ -89,7 +89,8 @@ def check_allocation(req: AllocationRequest, result: AllocationResult) -> list[s
         )
 
     def can_take(a: Auditor, c: CaseInfo) -> bool:
-        return a.team != c.team and a.staff_id != c.social_worker_id
+        return (a.team != c.team and c.team not in a.managed_teams
+                and a.staff_id != c.social_worker_id)
 
     holder: dict[str, Auditor] = {}
     reason_of: dict[str, str] = {}
@@ -112,6 +113,8 @@ def check_allocation(req: AllocationRequest, result: AllocationResult) -> list[s
             problems.append(f"{al.case_ref}: already allocated elsewhere this month")
         if a.team == c.team:
             problems.append(f"{al.case_ref}: from auditor {a.staff_id}'s own team")
+        elif c.team in a.managed_teams:
+            problems.append(f"{al.case_ref}: from a team below auditor {a.staff_id}")
         if a.staff_id == c.social_worker_id:
             problems.append(f"{al.case_ref}: on auditor {a.staff_id}'s own caseload")
         if not counted(c.area):
@@ -165,7 +168,9 @@ def check_allocation(req: AllocationRequest, result: AllocationResult) -> list[s
     )
 
     def takes_free(a: Auditor) -> bool:
-        return len(takeable) - per_team[a.team] - own_elsewhere[a.staff_id] > 0
+        if not a.managed_teams:
+            return len(takeable) - per_team[a.team] - own_elsewhere[a.staff_id] > 0
+        return any(can_take(a, c) for c in takeable)
 
     under = [a for a in active if load[a.staff_id] < a.quota]
     seen = {a.staff_id for a in under}

@@ -20,6 +20,7 @@ from cards.payloads import (
     ShowMyActions,
     SubmitPartB,
 )
+from qa import form_rules as fr
 from scheduler.jobs import run_job
 from store.models import (
     AlertRecipient,
@@ -244,7 +245,9 @@ async def test_my_actions_and_team_actions(service) -> None:
 
 
 def concern(ctx) -> dict[str, str]:
-    return form(ctx, safeguarding="true", safeguarding_details="Bruising seen on the last visit.")
+    # A Good grade with a serious concern is a plausible mistake: the auditor confirms it.
+    return form(ctx, safeguarding="true", safeguarding_details="Bruising seen on the last visit.",
+                **{fr.CONFIRM: "true"})
 
 
 async def test_an_alert_is_acknowledged_once_and_the_auditor_told(service) -> None:
@@ -318,7 +321,8 @@ async def test_an_alert_that_cannot_be_delivered_is_reported_at_once(service) ->
     async with ctx.sessions() as s:
         failed = await s.scalar(select(OutboxMessage).where(
             OutboxMessage.dedupe_key == f"safeguarding:{audit_id}:TM2"))
-    assert failed.status == "failed" and "not linked" in failed.last_error
+    # Held for them (it goes once they are linked), and its fallbacks went at once.
+    assert failed.status == "held" and "not linked" in failed.last_error
     # Every alert and every note about it went 1:1, never to a channel or group chat.
     personal = {chat(sid) for sid in USERS}
     about = [d for d in fc.deliveries if "safeguarding" in dumps(d.activity).lower()]
@@ -329,15 +333,19 @@ async def test_an_alert_teams_refuses_is_reported_as_undelivered(service) -> Non
     ctx, fc = service.ctx, service.connector
     audit_id = await seed_council(ctx, fc)
     await anchor(service)
-    fc.fail_next(403, match="send_to_conversation", code="Forbidden",
-                 message="The bot is blocked by the user.")
+    # Tia Manager has blocked the bot: the first message to her (the alert, queued before
+    # her findings) is refused. Matched by her chat, as the sender sends to several at once.
+    import re
+
+    fc.fail_next(403, match=re.escape(f"/v3/conversations/{chat('TM1')}/activities"),
+                 code="Forbidden", message="The bot is blocked by the user.")
     await submit(service, audit_id, concern(ctx))
-    await fc.wait_for(lambda f: any("could not be delivered to" in t
+    await fc.wait_for(lambda f: any("could not be delivered to Tia Manager" in t
                                     for t in f.texts(chat("AUD1"))), timeout=15)
     async with ctx.sessions() as s:
         failed = list(await s.scalars(select(OutboxMessage).where(
             OutboxMessage.status == "failed")))
-    assert len(failed) == 1 and failed[0].dedupe_key.startswith(f"safeguarding:{audit_id}:")
+    assert len(failed) == 1 and failed[0].dedupe_key.startswith(f"safeguarding:{audit_id}:TM1")
     assert "refused: HTTP 403" in failed[0].last_error
     await fc.wait_for(lambda f: any("could not be delivered to" in t
                                     for t in f.texts(chat("QA1"))), timeout=15)

@@ -284,7 +284,8 @@ def test_everyone_in_one_team_allocates_nothing_and_says_who() -> None:
     result = allocate(req)
     assert result.allocations == ()
     assert result.shortfalls == (
-        "spare auditor capacity: 3 of 3 slots unused (the cases left are in the auditors' own teams or caseloads)",
+        "spare auditor capacity: 3 of 3 slots unused (the cases left are in the auditors' own "
+        "teams, teams they manage or their caseloads)",
         "auditor M1: 0 of 1 cases allocated",
         "auditor M2: 0 of 2 cases allocated",
     )
@@ -467,7 +468,7 @@ def test_reaudit_only_its_own_team_could_take_is_reported() -> None:
     result = allocate(req)
     assert [al.case_ref for al in result.allocations] == ["X"]
     assert result.shortfalls == (
-        "re-audit RE (due 2026-01-01) not allocated: every auditor is in the case's team or holds it",
+        "re-audit RE (due 2026-01-01) not allocated: every auditor is in the case's team, manages it or holds the case",
     )
     assert check_allocation(req, result) == []
 
@@ -552,7 +553,8 @@ def test_constraint_moves_an_areas_share_and_team_spread_follows(seed: int) -> N
     assert Counter(team_of[al.case_ref] for al in result.allocations) == {"T2": 3, "T3": 3}
     assert result.shortfalls[:2] == (
         "a: 3 wanted, 0 allocated (not enough auditor capacity; "
-        "1 could not go to an auditor outside the case's team and caseload)",
+        "1 could not go to an auditor outside the case's team, the teams they manage and their "
+        "caseload)",
         "b: 10 wanted, 6 allocated (not enough auditor capacity)",
     )
     assert check_allocation(req, result) == []
@@ -703,3 +705,94 @@ def test_checker_catches_unbalanced_loads_and_unproportional_areas() -> None:
     )
     bad = _with(result, Allocation("A", "M1", "a", "random"), Allocation("A2", "M1", "a", "random"))
     assert any("above its share" in p for p in check_allocation(tilted, bad))
+
+
+# ---------------------------------------------------------------------------------------------
+# The line of management (issue 12): never a case from a team below the auditor.
+
+
+def _hierarchy_request(seed: int) -> AllocationRequest:
+    """A service manager over T1-T2, a head of service over T1-T4 and two team managers."""
+    auditors = [
+        Auditor("SM", "-", 1, frozenset({"T1", "T2"})),
+        Auditor("HOS", "-", 2, frozenset({"T1", "T2", "T3", "T4"})),
+        Auditor("TM1", "T1", 1, frozenset({"T1"})),
+        Auditor("TM5", "T5", 1, frozenset({"T5"})),
+    ]
+    cases = [case(f"C{t}{i}", f"T{t}") for t in range(1, 7) for i in range(6)]
+    return AllocationRequest(JUNE, seed, auditors, cases)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_service_manager_and_head_of_service_never_get_a_case_from_below(seed: int) -> None:
+    req = _hierarchy_request(seed)
+    result = allocate(req)
+    team_of = {c.case_ref: c.team for c in req.cases}
+    got = {a: sorted(team_of[al.case_ref] for al in result.allocations if al.auditor_id == a)
+           for a in ("SM", "HOS", "TM1", "TM5")}
+    assert not {"T1", "T2"} & set(got["SM"])
+    assert not {"T1", "T2", "T3", "T4"} & set(got["HOS"])
+    assert "T1" not in got["TM1"] and "T5" not in got["TM5"]
+    assert loads(result) == {"SM": 1, "HOS": 2, "TM1": 1, "TM5": 1}  # room for everyone
+    assert check_allocation(req, result) == []
+
+
+def test_a_head_of_service_over_every_team_gets_nothing_and_it_is_said() -> None:
+    auditors = [Auditor("HOS", "-", 1, frozenset({"T1", "T2"})), Auditor("TM", "T1")]
+    cases = [case("A", "T1"), case("B", "T2")]
+    req = AllocationRequest(JUNE, 3, auditors, cases)
+    result = allocate(req)
+    assert [(al.auditor_id, al.case_ref) for al in result.allocations] == [("TM", "B")]
+    assert "auditor HOS: 0 of 1 cases allocated" in result.shortfalls
+    assert check_allocation(req, result) == []
+
+
+def test_the_dry_run_says_which_rule_excluded_what() -> None:
+    from qa.allocation import (
+        RULE_ALREADY_ALLOCATED,
+        RULE_MANAGED_TEAMS,
+        RULE_NO_AREA_COUNT,
+        RULE_OWN_CASELOAD,
+        RULE_OWN_TEAM,
+        RULE_REPEAT_WINDOW,
+        Exclusion,
+    )
+
+    auditors = [Auditor("SM", "-", 1, frozenset({"T1", "T2"})), Auditor("TM3", "T3")]
+    cases = [
+        case("A1", "T1"), case("A2", "T1"), case("B1", "T2"), case("C1", "T3"),
+        case("D1", "T4", worker="TM3"),  # held by TM3 in another team
+        case("E1", "T4"),
+        case("OLD", "T4", last_audited_on=date(2026, 3, 1)),  # inside the 6-month window
+        case("TAKEN", "T4"),
+        case("EH", "T4", area="early_help"),  # area with no count
+    ]
+    req = AllocationRequest(JUNE, 5, auditors, cases, area_counts={"cp": 5, "early_help": 0},
+                            already_allocated=frozenset({"TAKEN"}))
+    result = allocate(req)
+    assert set(result.exclusions) == {
+        Exclusion(RULE_ALREADY_ALLOCATED, 1),
+        Exclusion(RULE_REPEAT_WINDOW, 1),
+        Exclusion(RULE_NO_AREA_COUNT, 1),
+        Exclusion(RULE_MANAGED_TEAMS, 3, "SM", ("T1", "T2")),
+        Exclusion(RULE_OWN_TEAM, 1, "TM3", ("T3",)),
+        Exclusion(RULE_OWN_CASELOAD, 1, "TM3"),
+    }
+    assert check_allocation(req, result) == []
+
+
+@pytest.mark.parametrize("seed", range(0, 200, 10))
+def test_managers_over_generated_teams_satisfy_every_rule(seed: int) -> None:
+    """The generated council with a few auditors managing groups of teams."""
+    auditors, cases = council()
+    teams = sorted({c.team for c in cases})
+    managed = [frozenset(teams[i:i + 3]) for i in range(0, 12, 3)]
+    auditors = tuple(dataclasses.replace(a, managed_teams=managed[n % 4] | {a.team})
+                     if n % 5 == 0 else a for n, a in enumerate(auditors))
+    req = AllocationRequest(JUNE, seed, auditors, cases, area_counts=LAMBETH)
+    result = allocate(req)
+    by_id = {a.staff_id: a for a in auditors}
+    team_of = {c.case_ref: c.team for c in cases}
+    for al in result.allocations:
+        assert team_of[al.case_ref] not in by_id[al.auditor_id].managed_teams
+    assert check_allocation(req, result) == []

@@ -38,9 +38,11 @@ from cards.payloads import OpenAudit
 from flows.allocation import allocate_month, plan_monthly
 from qa.allocation import repeat_window_start
 from qa.framework import Framework
+from qa.people import LineOfManagement
 from qabot.app import build_services
 from qabot.services import Services
 from scheduler.jobs import run_job
+from store.directory import people
 from store.models import (
     AllocationRun,
     Audit,
@@ -183,6 +185,7 @@ async def assert_rules_in_db(ctx: Services, framework: Framework,
     async with ctx.sessions() as session:
         staff = {s.staff_id: s for s in await session.scalars(select(Staff))}
         cases = {c.case_ref: c for c in await session.scalars(select(Case))}
+        line = LineOfManagement(await people(session))
     refs = [ref for ref, _, _, _ in allocations]
     assert len(refs) == len(set(refs)), "a case allocated twice"
     load: Counter[str] = Counter()
@@ -193,6 +196,8 @@ async def assert_rules_in_db(ctx: Services, framework: Framework,
         assert auditor.active and framework.quota_for_roles(auditor.roles) > 0
         assert auditor.team_id != case.team_id, f"{ref}: from {auditor_id}'s own team"
         assert auditor.staff_id != case.social_worker_id, f"{ref}: on {auditor_id}'s caseload"
+        assert case.team_id not in line.teams_below(auditor_id), (
+            f"{ref}: from a team below {auditor_id} in the line of management")
         if history is not None:
             assert ref not in history.recent, f"{ref}: audited inside the repeat window"
             assert (reason == "reaudit") == (ref in history.due), ref
@@ -304,7 +309,10 @@ async def test_job_allocates_the_month_once_with_rows_log_and_messages(ctx, fram
     assert run is not None and run.kind == "monthly" and run.created_by == "job:allocation"
     assert run.deadline == DEC_DEADLINE and 0 <= run.seed < 2**63
     auditors = {a.auditor_id for a in audits}
-    assert len(audits) == 26 == len(auditors)  # Lambeth-like quotas: 26 auditors, 1 each
+    # Lambeth-like quotas: 26 auditors, 1 each; the assistant director manages every team,
+    # so no case can be theirs (issue 12: never a case from a team below the auditor).
+    assert len(audits) == 25 == len(auditors)
+    assert named(role_ids(c, "assistant_director")[0], tuple(run.summary["shortfalls"]))
     await assert_rules_in_db(ctx, framework, [(a.case_ref, a.auditor_id, a.area, a.reason)
                                               for a in audits], tuple(run.summary["shortfalls"]),
                              history)
@@ -346,8 +354,8 @@ async def test_two_instances_at_once_allocate_once(ctx, framework) -> None:
         await other.close()
     assert sum("already allocated" in r for r in results) == 1, results
     counts = await table_counts(ctx)
-    assert counts["allocation_runs"] == 1 and counts["audits"] == 26
-    assert counts["outbox"] == 26 + 2
+    assert counts["allocation_runs"] == 1 and counts["audits"] == 25
+    assert counts["outbox"] == 25 + 2
 
 
 async def test_dry_run_writes_nothing(ctx, framework) -> None:
@@ -355,7 +363,7 @@ async def test_dry_run_writes_nothing(ctx, framework) -> None:
     before = await table_counts(ctx)
     outcome = await allocate_month(ctx.sessions, framework, ctx.calendar, DEC, as_of=DEC_RUN,
                                    actor="test", seed=5, dry_run=True)
-    assert outcome.status == "dry_run" and outcome.allocated == 26 and outcome.seed == 5
+    assert outcome.status == "dry_run" and outcome.allocated == 25 and outcome.seed == 5
     assert "Dry run: nothing was written." in outcome.report()
     assert await table_counts(ctx) == before
     real = await allocate_month(ctx.sessions, framework, ctx.calendar, DEC, as_of=DEC_RUN,
@@ -375,7 +383,7 @@ async def test_blackout_month_does_nothing(ctx, framework) -> None:
         assert outcome.status == "blackout"
         assert await table_counts(ctx) == before
         jan = await run_job(blackout_ctx, "allocation", datetime(2027, 1, 4, 9, tzinfo=LONDON))
-        assert "allocated 26" in jan
+        assert "allocated 25" in jan
     finally:
         await blackout_ctx.close()
 
@@ -389,7 +397,7 @@ async def test_job_waits_for_the_allocation_day_and_catches_up_late(ctx) -> None
     assert (await table_counts(ctx))["allocation_runs"] == 0
     # The service was down on the 4th: the next day's run allocates, deadline from the 5th.
     result = await run_job(ctx, "allocation", datetime(2027, 1, 5, 9, tzinfo=LONDON))
-    assert "allocated 26" in result
+    assert "allocated 25" in result
     async with ctx.sessions() as session:
         deadlines = set(await session.scalars(select(Audit.deadline)))
         looks = set((await session.execute(select(Audit.look_back_from, Audit.look_back_to))).all())
@@ -404,16 +412,58 @@ async def test_consecutive_months_never_repeat_a_case_inside_the_window(ctx, fra
     for month in months:
         day = ctx.calendar.first_working_day(month.year, month.month)
         result = await run_job(ctx, "allocation", datetime.combine(day, framework.schedule.allocation_time, LONDON))
-        assert "allocated 26" in result, result
+        assert "allocated 25" in result, result
     async with ctx.sessions() as session:
         rows = (await session.execute(select(Audit.case_ref, Audit.month))).all()
     by_case: dict[str, list[str]] = {}
     for ref, month in rows:
         by_case.setdefault(ref, []).append(month)
-    assert len(rows) == 4 * 26
+    assert len(rows) == 4 * 25
     for ref, ms in by_case.items():
         assert len(ms) == 1, f"{ref} allocated in {ms}, inside the 6-month window"
     assert repeat_window_start(months[-1], 6) <= months[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The line of management (issue 12)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_service_and_heads_of_service_never_audit_a_team_below_them(ctx, framework) -> None:
+    """Four months of a generated council in which service managers, heads of service and
+    the assistant director all audit: none is ever given a case from a team under them."""
+    fw = framework_with(framework, auditor_quotas={**framework.auditor_quotas,
+                                                   "head_of_service": 1})
+    c = await load(ctx)
+    sms, heads = role_ids(c, "service_manager"), role_ids(c, "head_of_service")
+    other = context_like(ctx, fw)
+    try:
+        dry = await allocate_month(other.sessions, fw, other.calendar, DEC, as_of=DEC_RUN,
+                                   actor="test", seed=11, dry_run=True)
+        report = "\n".join(dry.report())
+        assert "Excluded by rule:" in report
+        staff = {s.staff_id: s for s in c.staff}
+        for sid in [*sms, *heads]:
+            assert f"line of management: {sid} {staff[sid].name}" in report, sid
+        given: Counter[str] = Counter()
+        for month in (DEC, date(2027, 1, 1), date(2027, 2, 1), date(2027, 3, 1)):
+            day = ctx.calendar.first_working_day(month.year, month.month)
+            await run_job(other, "allocation", datetime.combine(day, fw.schedule.allocation_time,
+                                                                LONDON))
+        async with ctx.sessions() as session:
+            line = LineOfManagement(await people(session))
+            rows = (await session.execute(select(Audit.auditor_id, Audit.team_id))).all()
+    finally:
+        await other.close()
+    for auditor_id, team_id in rows:
+        given[auditor_id] += 1
+        assert team_id not in line.teams_below(auditor_id), (auditor_id, team_id)
+    # The rule bites but leaves them work: each service manager and head of service has
+    # teams outside their own part of the service to audit.
+    for sid in [*sms, *heads]:
+        assert line.teams_below(sid), sid
+        assert given[sid] == 4, (sid, given[sid])
+    assert given[role_ids(c, "assistant_director")[0]] == 0  # every team is below them
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,10 +510,13 @@ async def test_every_auditors_card_arrives_through_the_outbox(ctx, fake_connecto
         audits = list(await session.scalars(select(Audit)))
         convs = {cv.staff_id: cv.id for cv in await session.scalars(
             select(Conversation).where(Conversation.kind == "personal"))}
-        failed = dict((await session.execute(select(OutboxMessage.staff_id, OutboxMessage.last_error)
-                                             .where(OutboxMessage.status == "failed"))).all())
-    assert set(failed) == unlinked & {a.auditor_id for a in audits}
-    assert all("not linked to a Teams user" in why for why in failed.values())
+        held = dict((await session.execute(select(OutboxMessage.staff_id, OutboxMessage.last_error)
+                                           .where(OutboxMessage.status == "held"))).all())
+        failed = await session.scalar(select(func.count()).select_from(OutboxMessage)
+                                      .where(OutboxMessage.status == "failed"))
+    # Issue 12: held until they are linked, no longer failed.
+    assert set(held) == unlinked & {a.auditor_id for a in audits} and failed == 0
+    assert all("not linked to a Teams user yet" in why for why in held.values())
     for a in audits:
         if a.auditor_id in unlinked:
             continue
@@ -518,7 +571,7 @@ CARDS = {
         (AreaCount("Early help", 4, 40), AreaCount("Children looked after and permanence", 6, 60)),
         (("Early Help North", 2), ("Permanence", 3)),
         ("early_help: 40 wanted, 4 allocated (not enough auditor capacity)",), 1,
-        (StaffRef("S0008", "Tom Green"),), ("August",))),
+        (StaffRef("S0008", "Tom Green", 1), StaffRef("S0011", "Asha Lead")), ("August",))),
     "qa_summary_all_satisfied": lambda: qa_summary_card(QaSummaryView(
         "Bedford-like", DEC, 7, DEC_DEADLINE, 2, (AreaCount("Children in need", 2, None),),
         (("Team A", 2),), (), 0, ())),
@@ -538,6 +591,32 @@ def test_cards_validate_and_match_snapshots(name: str) -> None:
         SNAPSHOTS.mkdir(exist_ok=True)
         path.write_text(text)
     assert path.read_text() == text, f"{path.name} changed: rerun with UPDATE_SNAPSHOTS=1 if intended"
+
+
+async def test_the_qa_summary_never_tells_the_unreachable_lead_they_are_unreachable(
+        ctx, fake_connector) -> None:
+    """Two QA leads, one not linked: each summary names the other, never its reader; and
+    "cards are held" is said only when someone unreachable has an audit."""
+    c = council()
+    lead, psw = role_ids(c, "qa_lead")[0], role_ids(c, "principal_social_worker")[0]
+    everyone = frozenset(s.staff_id for s in c.staff)
+    await load(ctx, c, link=True, unlinked=frozenset({psw}))
+    await run_job(ctx, "allocation", DEC_RUN)
+    async with ctx.sessions() as session:
+        cards = {m.staff_id: json.dumps(m.activity["card"]) for m in await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.dedupe_key.like("allocation:%:summary:%")))}
+    assert psw not in cards[psw] and "Not linked to Teams" not in cards[psw]
+    assert psw in cards[lead] and "Not linked to Teams yet (1)" in cards[lead]
+    assert "None of them has an audit this month" in cards[lead]  # the PSW does not audit
+    assert "held for them" not in cards[lead]
+
+    # With an auditor unreachable too, the cards held for them are said, and counted.
+    auditor = role_ids(c, "team_manager")[0]
+    other = QaSummaryView("A", DEC, 1, DEC_DEADLINE, 1, (), (), (), 0,
+                          (StaffRef(auditor, "X", 1), StaffRef(psw, "Y")))
+    text = json.dumps(qa_summary_card(other))
+    assert "1 allocation card is held for them" in text and "None of them" not in text
+    assert everyone  # the council loaded
 
 
 def test_qa_summary_and_completion_cards_carry_no_case_refs() -> None:

@@ -202,8 +202,9 @@ async def test_open_shows_every_domain_of_the_cases_tool(service: Any) -> None:
     ids = inputs(card)
     assert [i for i in ids if i.startswith("domain.")] == [fr.domain_id(d.key) for d in tool.domains]
     assert set(ids) == set(fr.input_ids(tool, ctx.framework.max_actions))
-    for domain in tool.domains:
-        assert domain.title in texts(card) and domain.questions[0] in texts(card)
+    for domain in tool.domains:  # the title is the grade's label now (issue 12: shorter)
+        assert ids[fr.domain_id(domain.key)]["label"].startswith(domain.title)
+        assert domain.questions[0] in texts(card)
     assert ids["domain.planning"]["style"] == "compact"
     assert [c["value"] for c in ids["overall"]["choices"]] == [g.key for g in ctx.framework.grades]
     assert [c["value"] for c in ids["action1.owner"]["choices"]] == ["SW1", "TM1", "TM2"]
@@ -392,6 +393,15 @@ async def test_safeguarding_flag_is_recorded(service: Any) -> None:
     audit_id = await seed(ctx)
     values = good_form(lambeth_tool(ctx), safeguarding="true",
                        safeguarding_details="Unexplained bruising, no strategy discussion.")
+    # Issue 12: Good overall with a serious concern ticked is asked about first (a warning,
+    # never a refusal): the form comes back with one tick to confirm, nothing recorded yet.
+    asked = await click(service, SubmitAudit.verb, SubmitAudit(audit_id).pack() | values)
+    assert fr.CONFIRM in inputs(asked) and "fixing" not in texts(asked)
+    assert "You graded this audit Good overall" in texts(asked)
+    assert {k: inputs(asked)[k].get("value") for k in values if values[k]} == {
+        k: v for k, v in values.items() if v}
+    assert (await audit_row(ctx, audit_id)).status == "allocated"
+    values |= {fr.CONFIRM: "true"}
     card = await click(service, SubmitAudit.verb, SubmitAudit(audit_id).pack() | values)
     assert "serious safeguarding concern" in texts(card)
     audit = await audit_row(ctx, audit_id)
@@ -668,7 +678,8 @@ async def test_a_safeguarding_concern_alerts_the_team_managers_and_their_manager
                     team_id=sm_team.id, email="sm1@council.example", active=True))
         (await s.get(Staff, "TM1")).manager_id = "SM1"
     values = good_form(lambeth_tool(ctx)) | {
-        "safeguarding": "true", "safeguarding_details": "Bruising seen on the last visit."}
+        "safeguarding": "true", "safeguarding_details": "Bruising seen on the last visit.",
+        fr.CONFIRM: "true"}  # Good with a concern: confirmed on the form (issue 12)
     await click(service, SubmitAudit.verb, SubmitAudit(audit_id).pack() | values)
     async with ctx.sessions() as s:
         alerts = {m.staff_id: json.dumps(m.activity["card"]) for m in await s.scalars(
@@ -696,3 +707,124 @@ async def test_no_alert_without_the_safeguarding_flag(service: Any) -> None:
     async with ctx.sessions() as s:
         assert (await s.scalars(select(OutboxMessage).where(
             OutboxMessage.dedupe_key.like("safeguarding:%")))).all() == []
+
+
+
+# ---------------------------------------------------------------------------- shorter and kinder
+# (issue 12)
+
+
+def _by_id(card: dict[str, Any], element_id: str) -> dict[str, Any]:
+    [found] = [e for e in walk(card) if e.get("id") == element_id]
+    return found
+
+
+def _toggles(card: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in walk(card) if e.get("type") == "Action.ToggleVisibility"]
+
+
+def test_guiding_questions_fold_under_each_domain(framework: Framework) -> None:
+    card = cards.audit_form_card(form_view(framework, "early_help"))
+    tool = framework.tool_for_area("early_help")
+    toggles = [t for t in _toggles(card) if t["title"] == "Guiding questions"]
+    assert len(toggles) == len(tool.domains)
+    for domain, toggle in zip(tool.domains, toggles, strict=True):
+        [target] = toggle["targetElements"]
+        folded = _by_id(card, target["elementId"])
+        assert folded.get("isVisible") is False and "isVisible" not in target  # tap: show/hide
+        assert all(q in json.dumps(folded) for q in domain.questions)
+
+
+def test_action_rows_open_one_at_a_time(framework: Framework) -> None:
+    fresh = cards.audit_form_card(form_view(framework, "early_help"))
+    for n in range(1, framework.max_actions + 1):
+        assert _by_id(fresh, f"row{n}")["isVisible"] is False  # a Good audit shows no rows
+    add = _by_id(fresh, "add0")
+    assert add.get("isVisible", True) is True
+    [button] = add["actions"]
+    assert button["title"] == "Add an action" and button["targetElements"] == [
+        {"elementId": "row1", "isVisible": True}, {"elementId": "add0", "isVisible": False}]
+    for n in range(1, framework.max_actions):  # each row opens the next, then hides its button
+        assert _by_id(fresh, f"add{n}").get("isVisible", True) is True  # shows with its row
+        [more] = _by_id(fresh, f"add{n}")["actions"]
+        assert more["title"] == "Add another action"
+        assert more["targetElements"] == [{"elementId": f"row{n + 1}", "isVisible": True},
+                                          {"elementId": f"add{n}", "isVisible": False}]
+    assert not [e for e in walk(fresh) if e.get("id") == f"add{framework.max_actions}"]
+
+    # a draft with two rows (the second only partly) opens with those two showing
+    started = cards.audit_form_card(form_view(framework, "early_help", values={
+        "action1.what": "Book a meeting", "action2.priority": "high"}))
+    assert [_by_id(started, f"row{n}").get("isVisible", True) for n in range(1, 6)] == [
+        True, True, False, False, False]
+    assert _by_id(started, "add2").get("isVisible", True) is True
+    assert not [e for e in walk(started) if e.get("id") in ("add0", "add1")]
+
+
+def test_required_answers_are_marked_and_the_reason_isrequired_is_not_used(
+        framework: Framework) -> None:
+    card = cards.audit_form_card(form_view(framework, "early_help"))
+    fields = inputs(card)
+    required = [fr.domain_id(d.key) for d in framework.tool_for_area("early_help").domains]
+    required += [fr.OVERALL, fr.OUTCOMES, fr.SW_TOOK_PART, fr.CHILD_CONTACTED,
+                 fr.FAMILY_CONTACTED]
+    for key in required:
+        assert fields[key]["label"].endswith("(required)"), key
+    for key in (fr.STRENGTHS, "action1.owner", "action1.priority"):
+        assert "(required)" not in fields[key]["label"]
+    # Teams checks isRequired before any button sends the inputs, Save draft too: a
+    # half-done draft could not be saved. Required answers are checked on submit instead.
+    assert not any(f.get("isRequired") for f in fields.values())
+
+
+def test_after_a_refused_submit_what_to_fix_is_next_to_submit(framework: Framework) -> None:
+    errors = {"domain.planning": "Please grade this domain.",
+              "overall": "Please give an overall grade.",
+              "action1.due": "The due date must be after today."}
+    card = cards.audit_form_card(form_view(framework, "early_help", errors=errors))
+    assert "3 things need fixing" in texts(card)  # at the top, as before
+    last = card["body"][-1]  # the element right above Save draft and Submit audit
+    assert last["id"] == "by-submit" and last.get("isVisible", True) is True
+    words = json.dumps(last)
+    assert "Before you can submit, fix these" in words
+    assert words.index("- Quality of planning: Please grade") < words.index("Overall grade") < words.index(
+        "Action 1, due by")
+    assert all(message_text in words for message_text in errors.values())
+    assert [a["title"] for a in card["actions"]] == ["Save draft", "Submit audit"]
+
+
+def test_draft_saved_shows_by_the_buttons_and_a_resumed_draft_at_the_top(
+        framework: Framework) -> None:
+    saved = cards.audit_form_card(form_view(framework, "early_help", note="Draft saved 14:32.",
+                                            note_by_buttons=True))
+    assert "Draft saved 14:32." in json.dumps(saved["body"][-1])
+    assert "Draft saved 14:32." not in json.dumps(saved["body"][:3])
+    resumed = cards.audit_form_card(form_view(framework, "early_help", note="Draft saved 9:10"))
+    assert "Draft saved 9:10" in json.dumps(resumed["body"][:3])
+    assert resumed["body"][-1].get("isVisible") is False
+
+
+async def test_save_draft_says_so_by_the_button_clicked(service: Any) -> None:
+    audit_id = await seed(service.ctx)
+    card = await click(service, SaveDraft.verb, SaveDraft(audit_id).pack() | {"worries": "x"})
+    assert "Draft saved" in json.dumps(card["body"][-1])
+
+
+def test_a_full_form_with_an_error_in_every_row_still_fits(bedford: Framework) -> None:
+    tool = bedford.tool_for_area("children_in_need")
+    values = {fr.domain_id(d.key): "requires_improvement" for d in tool.domains}
+    values |= {key: "x" * limit for key, limit in fr.TEXT_LIMITS.items()}
+    errors: dict[str, str] = {}
+    for n in range(1, 6):  # every due date already passed (a draft kept too long)
+        values |= action_row(n, DEADLINE, what="y" * fr.ACTION_MAX)
+        errors[fr.action_id(n, "due")] = "The due date must be after today."
+    errors |= {fr.OVERALL: "Please give an overall grade.",
+               fr.OUTCOMES: "Please say whether the child's outcomes are met.",
+               fr.SW_TOOK_PART: "Please say whether the social worker took part.",
+               fr.FAMILY_CONTACTED: "Please say whether the family was contacted."}
+    card = cards.audit_form_card(form_view(bedford, "children_in_need", values=values,
+                                           errors=errors))
+    assert teams_findings(card) == []  # under Teams' 28 KB, with room for the envelope:
+    assert cards.wire_size(card) <= 27 * 1024  # (26 KB is the aim; nine errors cost more)
+    assert {k: inputs(card)[k]["value"] for k in values} == values
+    assert "9 things need fixing" in json.dumps(card["body"][-1])

@@ -53,7 +53,7 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
                     break
             except OSError:
                 time.sleep(0.1)
-        assert body is not None and '"database": "ok"' in body
+        assert body is not None and '"status": "ok"' in body  # liveness (issue 12)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     finally:
@@ -61,6 +61,7 @@ def test_serve_answers_health_and_stops_cleanly_on_sigterm(tmp_path: Path) -> No
             proc.kill()
     assert proc.returncode == 0
     assert "local mode" in err and "stopped cleanly" in err
+    assert f"qabot: database SQLite file {tmp_path / 'cli.db'}" in err  # said at start
 
 
 def test_serve_refuses_a_bad_framework_file_with_line_and_reason(tmp_path: Path) -> None:
@@ -162,8 +163,49 @@ def test_digest_prints_totals_and_never_a_case_reference(
     ({"MicrosoftAppId": "a", "MicrosoftAppType": "SingleTenant", "MicrosoftAppTenantId": "t"},
      "MicrosoftAppId is set but MicrosoftAppPassword is empty"),
     ({"MicrosoftAppType": "Multi"}, "MicrosoftAppType='Multi': expected one of"),
+    # Issue 12: new registrations are single-tenant, so that is the default type.
+    ({"MicrosoftAppId": "a", "MicrosoftAppPassword": "p"},
+     "MicrosoftAppType=SingleTenant needs MicrosoftAppTenantId"),
 ])
 def test_bot_framework_settings_are_checked_at_start(tmp_path: Path, env: dict[str, str],
                                                      reason: str) -> None:
     result = _qabot("serve", env=_env(tmp_path, **env))
     assert result.returncode == 2 and reason in result.stderr
+
+
+# ---- settings that do not surprise (issue 12) ---------------------------------------------------
+
+
+def test_the_default_database_is_in_the_users_data_directory(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    from qabot.settings import Settings
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    settings = Settings.from_env({})
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'qabot' / 'qabot.db'}"
+    assert settings.app_type == "SingleTenant"
+    assert Settings.from_env({"DATABASE_URL": "postgresql+asyncpg://u@h/db"}).database_url == (
+        "postgresql+asyncpg://u@h/db")
+
+
+def test_commands_say_where_the_database_is_and_make_its_folder(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    del env["DATABASE_URL"]
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    result = subprocess.run([sys.executable, "-m", "qabot.cli", "db", "upgrade"], env=env,
+                            cwd=work, capture_output=True, text=True, timeout=60)
+    db = tmp_path / "data" / "qabot" / "qabot.db"
+    assert result.returncode == 0, result.stderr
+    assert db.is_file() and not list(work.iterdir())  # not the folder it ran in
+    assert f"SQLite file {db}" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "qabot.cli", "outbox", "status"], env=env,
+                            cwd=work, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and f"qabot: database SQLite file {db}" in result.stderr
+    env["DATABASE_URL"] = "postgresql+asyncpg://qabot:secret@127.0.0.1:1/qabot"
+    result = subprocess.run([sys.executable, "-m", "qabot.cli", "outbox", "status"], env=env,
+                            cwd=work, capture_output=True, text=True, timeout=60)
+    assert "qabot: database postgresql+asyncpg://qabot:***@127.0.0.1:1/qabot" in result.stderr
+    assert "secret" not in result.stderr + result.stdout

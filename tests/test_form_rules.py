@@ -366,3 +366,18 @@ def test_label_for() -> None:
     assert fr.label_for(fr.OUTCOME_CHOICES, "on_the_way") == "On the way to being met"
     assert fr.label_for(fr.PRIORITY_CHOICES, "odd") == "odd"
     assert fr.label_for(fr.PRIORITY_CHOICES, None) == ""
+
+
+@pytest.mark.parametrize(("overall", "flag", "asked"), [
+    ("outstanding", "true", True), ("good", "true", True),
+    ("requires_improvement", "true", False), ("good", "false", False),
+])
+def test_a_good_grade_with_a_serious_concern_is_asked_about_never_refused(
+        tool: Tool, framework: Framework, overall: str, flag: str, asked: bool) -> None:
+    values = valid(tool, overall=overall, safeguarding=flag,
+                   safeguarding_details="Bruising seen." if flag == "true" else "")
+    if overall == "requires_improvement":
+        values |= action()
+    submission, errors = check(values, tool, framework)
+    assert errors == {} and submission is not None  # valid: a warning at most
+    assert fr.needs_confirmation(submission, framework) is asked

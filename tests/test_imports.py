@@ -682,3 +682,45 @@ async def test_reactivating_staff_is_a_change(
     assert report.changed == ["A1"] and not report.closed
     (entry,) = await import_db.log("staff.changed")
     assert (entry.before, entry.after) == ({"active": False}, {"active": True})
+
+
+# ---------------------------------------------------------------------------- warnings (issue 12)
+
+
+async def test_a_new_team_nothing_else_uses_is_warned_about_not_refused(ctx, tmp_path) -> None:
+    from flows.roster import import_file
+
+    staff = tmp_path / "staff.csv"
+    staff.write_text(csv_text(
+        STAFF_HEADER,
+        "TM1,Tom Mensah,tom.mensah@council.example,team_manager,Assessment 1,",
+        "TM2,Tia Moss,tia.moss@council.example,team_manager,Assessment 2,",
+    ))
+    first = await import_file(ctx, "staff", staff, actor=ACTOR)
+    assert first.warnings == []  # no cases yet: nothing to compare with
+
+    cases = tmp_path / "cases.csv"
+    cases.write_text(csv_text(
+        CASE_HEADER,
+        "C-2001,Assessment 1,TM1,help_and_protection,2024-01-10,open,",
+        "C-2002,Assesment 2,,early_help,2024-03-15,open,",  # the typo
+    ))
+    report = await import_file(ctx, "cases", cases, actor=ACTOR)
+    assert report.added == ["C-2001", "C-2002"] and report.rejected == []  # imported anyway
+    [warning] = report.warnings
+    assert "team 'Assesment 2' is new and no member of staff belongs to it" in warning
+    assert "Did you mean Assessment 2?" in warning
+    assert "warning: team 'Assesment 2'" in report.details()
+
+    staff.write_text(csv_text(
+        STAFF_HEADER,
+        "TM3,Tariq Malik,tariq.malik@council.example,team_manager,Asessment 1,",
+        "TM4,Tess Moon,tess.moon@council.example,team_manager,Permanence,",
+    ))
+    again = await import_file(ctx, "staff", staff, actor=ACTOR)
+    assert again.added == ["TM3", "TM4"]
+    assert [w.split(".")[0] for w in again.warnings] == [
+        "team 'Asessment 1' is new and no open case belongs to it",
+        "team 'Permanence' is new and no open case belongs to it"]
+    assert "Did you mean Assessment 1?" in again.warnings[0]
+    assert "Did you mean" not in again.warnings[1]  # nothing close: no guess

@@ -305,7 +305,7 @@ async def test_a_session_logs_no_case_reference_card_text_or_names(service, json
         {"type": "TextBlock", "text": CARD_TEXT}]}
     fc.fail_next(503, match="send_to_conversation")
     await service.ctx.outbox.queue(staff_id="SW1", message=card)
-    await service.ctx.outbox.queue(staff_id="UN1", message=f"Overdue: {CASE_REF}")  # fails
+    await service.ctx.outbox.queue(staff_id="UN1", message=f"Overdue: {CASE_REF}")  # held
     service.ctx.outbox_queued()
     conv = personal_conversation_id(worker)
     await fc.wait_for(lambda f: any(CARD_TEXT in json.dumps(c) for c in f.cards(conv)),
@@ -346,7 +346,8 @@ async def test_a_session_logs_no_case_reference_card_text_or_names(service, json
     assert len({ln["correlation_id"] for ln in job_lines}) == 1
     assert job_lines[0]["correlation_id"].startswith("job-ops_reminders-")
     assert any("will be retried" in ln["msg"] for ln in lines)
-    assert any(ln["msg"].startswith("outbox message") and "failed" in ln["msg"] for ln in lines)
+    # (issue 12: a message for someone not linked is held, no longer failed)
+    assert any(ln["msg"].startswith("outbox message") and "held" in ln["msg"] for ln in lines)
 
 
 # ---- the deployment guide names real commands and settings ------------------------------------
@@ -404,3 +405,62 @@ def test_the_settings_table_matches_what_the_service_reads() -> None:
     assert read, "could not read the settings"
     assert read <= documented, f"undocumented settings: {sorted(read - documented)}"
     assert documented <= read, f"documented settings the service ignores: {sorted(documented - read)}"
+
+
+# ---- a warm start (issue 12) ------------------------------------------------------------------
+
+
+async def test_start_up_warms_imports_sdk_cards_pool_and_a_turn(service) -> None:
+    import sys
+
+    from qabot.warmup import LAZY_MODULES, POOL_CONNECTIONS
+
+    runtime = service.client.app[RUNTIME]
+    done = runtime.warm_up
+    assert done is not None and done.failed == {}
+    assert set(done.steps) == {"imports", "teams_sdk", "connector_clients", "cards",
+                               "database_pool", "turn"}
+    assert all(name in sys.modules for name in LAZY_MODULES)
+    engine = service.ctx.engine
+    assert len(engine.sync_engine._compiled_cache) > 0  # a turn's queries compiled already
+    if engine.dialect.name == "postgresql":
+        pool = engine.pool  # opened before the first click (the sender may hold one now)
+        assert pool.checkedin() + pool.checkedout() >= POOL_CONNECTIONS
+    status, text = await scrape(service)
+    assert status == 200 and parse_metrics(text)["warmup_seconds"] > 0
+
+
+async def test_a_database_down_at_start_up_fails_only_that_warm_up_step(framework) -> None:
+    settings = Settings(database_url="postgresql+asyncpg://qabot@127.0.0.1:1/qabot",
+                        scheduler_enabled=False)
+    app = init_app(settings, framework=framework, run_sender=False)
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/healthz")).status == 200  # alive
+        assert (await client.get("/readyz")).status == 503  # not ready: says why
+        assert set(app[RUNTIME].warm_up.failed) == {"database_pool", "connector_clients"}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_start_up_builds_the_connector_clients_of_known_service_urls(
+        settings, framework, fake_connector) -> None:
+    from qabot.app import SERVICES
+
+    ctx = build_services(settings, framework)
+    try:
+        await ctx.directory.save_conversation(
+            conversation_id="a:1", kind="personal", service_url=fake_connector.url,
+            tenant_id="t", reference={"conversation": {"id": "a:1"}})
+    finally:
+        await ctx.close()
+    app = init_app(settings, framework=framework, run_sender=False)
+    async with TestClient(TestServer(app)) as client:
+        auth = app[SERVICES].teams.adapter.bot_framework_authentication
+
+        def cached() -> list[object]:
+            return [c for clients in auth._clients.values() for c in clients.values()]
+
+        before = cached()
+        assert len(before) == 2  # made before any request: for sends and for turns
+        await client.post("/api/messages", json=message("help", service_url=fake_connector.url))
+        assert cached() == before  # the first turn used it rather than building its own
+        assert len(fake_connector.texts()) == 1

@@ -83,14 +83,56 @@ async def test_first_message_creates_the_one_to_one_chat(ctx, fake_connector) ->
     assert fake_connector.texts(conv_id) == ["Escalation", "Second"]
 
 
-async def test_unlinked_staff_fails_with_the_reason(ctx, fake_connector) -> None:
-    await add_staff(ctx, "U1", None, ["team_manager"])
-    await ctx.outbox.queue(staff_id="U1", message="hello")
+async def test_a_message_for_unlinked_staff_is_held_then_sent_once_they_are_linked(
+        ctx, fake_connector) -> None:
+    # Issue 12: held (not failed, as before) until the person is linked, then sent.
+    await known_chat(ctx, fake_connector)  # the bot is reachable at all
+    user = User.named("Una Linked")
+    fake_connector.add_users(user)
+    await add_staff(ctx, "U1", None, ["team_manager"], email=user.email, team="Team U")
+    for n in range(3):
+        await ctx.outbox.queue(staff_id="U1", message=f"hello {n}")
+    sender = make_sender(ctx)
+    while await sender.drain_once():  # one at a time: each waits for the one before it
+        pass
+    assert [(r.status, r.attempts) for r in await rows(ctx)] == [("held", 0)] * 3
+    assert "not linked to a Teams user yet" in (await rows(ctx))[0].last_error
+    status = await ctx.outbox.status()
+    assert (status.held, status.failed, status.pending) == (3, 0, 0)
+    assert await ctx.outbox.held_by_staff() == {"U1": 3}
+    assert await sender.drain_once() == 0  # held rows are not claimed again and again
+
+    report = await ctx.directory.link_members([(user.id, user.aad_object_id, user.email)],
+                                              actor="test")
+    assert report.linked == ["U1"] and report.released == 3
+    while await sender.drain_once():
+        pass
+    done = await rows(ctx)
+    assert [r.status for r in done] == ["sent"] * 3
+    assert fake_connector.texts(done[0].sent_conversation_id) == [f"hello {n}" for n in range(3)]
+
+
+async def test_a_link_while_a_message_is_being_held_never_strands_it(ctx, fake_connector) -> None:
+    """The sender saw no link, then the link committed before the hold: not held after all."""
+    await known_chat(ctx, fake_connector)
+    user = User.named("Race Person")
+    fake_connector.add_users(user)
+    await add_staff(ctx, "R1", None, ["team_manager"], email=user.email, team="Team R")
+    await ctx.outbox.queue(staff_id="R1", message="for you")
+    [claimed] = await ctx.outbox.claim(utcnow(), limit=10)
+    await ctx.directory.link_members([(user.id, user.aad_object_id, user.email)], actor="test")
+    assert await ctx.outbox.hold(claimed.id, "R1") is False
+    [row] = await rows(ctx)
+    assert row.status == "pending"
+    await make_sender(ctx).drain_once()
+    assert (await rows(ctx))[0].status == "sent"
+
+
+async def test_a_message_to_an_unknown_conversation_still_fails(ctx, fake_connector) -> None:
+    await ctx.outbox.queue(conversation_id="19:nowhere@thread.tacv2", message="x")
     await make_sender(ctx).drain_once()
     [row] = await rows(ctx)
-    assert row.status == "failed" and "not linked to a Teams user" in row.last_error
-    status = await ctx.outbox.status()
-    assert status.failed == 1 and status.failures[0][1] == "U1"
+    assert row.status == "failed" and "unknown conversation" in row.last_error
 
 
 async def test_dedupe_key_queues_once(ctx, fake_connector) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import date
 
@@ -176,3 +177,21 @@ async def test_a_group_chat_install_posts_nothing(service) -> None:
     await service.post(installation_update("add", user=user, service_url=fc.url,
                                            conversation_type="groupChat"))
     assert fc.texts() == []
+
+
+async def test_two_install_events_together_both_see_the_person_linked(service) -> None:
+    """Issue 12: linking moved to the turn handler; the two install events Teams sends at
+    once share one profile lookup, so the welcome never treats a known person as a stranger."""
+    from tests.fakes import User, personal_install
+    from tests.test_service import add_staff
+
+    fc, ctx = service.connector, service.ctx
+    person = User.named("Kim Together")
+    await add_staff(ctx, "K1", None, ["team_manager"], email=person.email, team="Team K")
+    fc.add_users(person)
+    await asyncio.gather(*(service.post(a) for a in personal_install(user=person,
+                                                                     service_url=fc.url)))
+    [welcome] = fc.texts()
+    assert "Team manager" in welcome and "do not recognise you" not in welcome
+    lookups = [r for r in fc.requests if r.operation == "get_conversation_member"]
+    assert len(lookups) == 1

@@ -141,7 +141,7 @@ async def test_auditor_gets_allocation_fixes_a_broken_rule_and_submits(
         "Plan is clear and reviewed on time")
     first_domain = form.get_by_role("combobox", name=f"{tool.domains[0].title}: grade")
     assert "Good" in (await first_domain.inner_text() or await first_domain.input_value())
-    await form.get_by_text("is not possible when the").scroll_into_view_if_needed()
+    await form.get_by_text("is not possible when the").first.scroll_into_view_if_needed()
     await ui.screenshot("form-rejected-with-error")
     async with ctx.sessions() as session:
         audit = (await session.execute(Audit.__table__.select())).one()
