@@ -34,7 +34,8 @@ from botbuilder.schema import (
 )
 from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
 
-from bot.turn import DeliveryError, Incoming, Member, Reply, TurnHandler
+from bot.turn import DeliveryError, Incoming, Member, Reply, TurnHandler, UndeliveredReplies
+from cards.common import notice_card
 from cards.messages import turn_broke
 from qabot.logs import correlation_id as current_correlation_id
 from qabot.settings import Settings
@@ -147,7 +148,7 @@ def to_incoming(activity: Activity, correlation_id: str = "") -> Incoming:
     channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
     value = activity.value if isinstance(activity.value, dict) else None
     text = activity.text or ""
-    if activity.type == ActivityTypes.message:
+    if activity.type == ActivityTypes.message and activity.recipient is not None:
         text = TurnContext.remove_recipient_mention(activity) or text
     return Incoming(
         type=activity.type or "",
@@ -169,6 +170,7 @@ def to_incoming(activity: Activity, correlation_id: str = "") -> Incoming:
         event_type=channel_data.get("eventType"),
         reference=reference_of(activity) if conversation else {},
         correlation_id=correlation_id,
+        activity_id=activity.id,
     )
 
 
@@ -235,17 +237,26 @@ class TeamsGateway:
     def app_id(self) -> str:
         return self._settings.app_id
 
-    async def process(self, body: Any, auth_header: str, handler: TurnHandler) -> web.Response:
+    async def process(self, body: Any, auth_header: str, handler: TurnHandler, *,
+                      undelivered: UndeliveredReplies | None = None) -> web.Response:
         """Run one parsed request body through the adapter (auth, turn, invoke response).
 
         What CloudAdapter.process does, except for how an invoke response is written (below).
+        ``body`` has passed ``bot.edge.read_activity``; ``undelivered`` gets the in-turn
+        replies the Bot Connector did not take, to queue them.
         """
-        activity = Activity().deserialize(body)
+        try:
+            activity = Activity().deserialize(body)
+            incoming = to_incoming(activity, current_correlation_id.get())
+        except Exception as exc:  # msrest's DeserializationError and kin: the client's fault
+            log.info("refused an activity the SDK cannot read (%s)", type(exc).__name__)
+            raise web.HTTPBadRequest() from None
         if not activity.type:
             raise web.HTTPBadRequest()
         try:
             invoke_response = await self.adapter.process_activity(
-                auth_header, activity, lambda turn_context: self._turn(turn_context, handler))
+                auth_header, activity,
+                lambda turn_context: self._turn(turn_context, handler, incoming, undelivered))
         except (jwt.PyJWTError, PermissionError):
             # A malformed or forged bearer token is an authentication failure, not a crash.
             raise web.HTTPUnauthorized() from None
@@ -258,8 +269,8 @@ class TeamsGateway:
         return web.Response(text=text, status=invoke_response.status,
                             content_type="application/json")
 
-    async def _turn(self, turn_context: TurnContext, handler: TurnHandler) -> None:
-        incoming = to_incoming(turn_context.activity, current_correlation_id.get())
+    async def _turn(self, turn_context: TurnContext, handler: TurnHandler, incoming: Incoming,
+                    undelivered: UndeliveredReplies | None) -> None:
         reply = await handler(incoming)
         if incoming.is_card_action:
             await self._answer_invoke(turn_context, reply)
@@ -267,9 +278,28 @@ class TeamsGateway:
             await turn_context.send_activity(
                 Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200))
             )
-        if reply:
-            for message in reply.messages:
+        if not reply:
+            return
+        outgoing = list(reply.messages)
+        if reply.card is not None and incoming.type != ActivityTypes.invoke:
+            # A form sent with Action.Submit arrives as a message: there is no clicked card
+            # to replace, so the card (the form with its errors, a summary) comes back as a
+            # new message before any text.
+            outgoing.insert(0, reply.card)
+        for n, message in enumerate(outgoing):
+            try:
                 await turn_context.send_activity(_as_activity(message))
+            except Exception as exc:
+                # The action has happened; only its answer did not get through. Never an
+                # apology for it: the rest of the answer goes through the outbox, in order.
+                error = _delivery_error(exc)
+                log.warning("in-turn reply not taken (%s); %d message(s) handed to the outbox",
+                            error, len(outgoing) - n,
+                            extra={"activity_type": incoming.type})
+                if undelivered is None:
+                    raise
+                await undelivered(incoming, outgoing[n:], error)
+                return
 
     async def _answer_invoke(self, turn_context: TurnContext, reply: Reply | None) -> None:
         # Answered here, not through ActivityHandler.on_adaptive_card_invoke: in
@@ -286,14 +316,25 @@ class TeamsGateway:
         )
 
     async def _on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
+        """Last resort for a failure outside the turn handler: log it, apologise once.
+
+        Never raises: an apology that cannot be sent either is logged, and an invoke still
+        gets its response (a notice card), so the request never ends in a 5xx.
+        """
         correlation_id = current_correlation_id.get()
-        log.error(
-            "turn failed",
-            exc_info=error,
-            extra={"correlation_id": correlation_id, "activity_type": turn_context.activity.type},
-        )
-        if turn_context.activity.type == ActivityTypes.message:
-            await turn_context.send_activity(turn_broke(correlation_id))
+        kind = turn_context.activity.type
+        log.error("turn failed", exc_info=error,
+                  extra={"correlation_id": correlation_id, "activity_type": kind})
+        try:
+            if kind == ActivityTypes.invoke:
+                if turn_context.turn_state.get(self.adapter._INVOKE_RESPONSE_KEY) is None:
+                    await self._answer_invoke(
+                        turn_context, Reply(card=notice_card(turn_broke(correlation_id))))
+            elif kind == ActivityTypes.message:
+                await turn_context.send_activity(turn_broke(correlation_id))
+        except Exception as exc:
+            log.warning("the apology was not delivered either (%s)", _delivery_error(exc),
+                        extra={"correlation_id": correlation_id})
 
     # ---- proactive -------------------------------------------------------------
 

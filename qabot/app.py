@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.handler import make_turn_handler
+from bot.edge import Unanswerable, read_activity
+from bot.handler import make_reply_queue, make_turn_handler
 from bot.outbox import OutboxSender
 from bot.router import Router
 from bot.teams import TeamsGateway
-from bot.turn import TurnHandler
+from bot.turn import TurnHandler, UndeliveredReplies
 from flows import allocation, audit_form, completion, delegation, digest, export, roster, welcome
 from qa.calendar import WorkingCalendar
 from qa.framework import Framework
@@ -61,6 +62,7 @@ FLOWS = (welcome, allocation, audit_form, delegation, completion, roster, digest
 
 SERVICES = web.AppKey("services", Services)
 HANDLER = web.AppKey("turn_handler", TurnHandler)
+UNDELIVERED = web.AppKey("undelivered_replies", UndeliveredReplies)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -137,13 +139,18 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": "expected application/json"}, status=415)
     started = time.perf_counter()
     try:
-        body = await request.json()
+        # Checked and cleaned before the SDK sees it (bot/edge.py): one JSON object with
+        # answerable addressing, every text storable.
+        body = read_activity(await request.read())
         response = await services.teams.process(body, request.headers.get("Authorization", ""),
-                                                request.app[HANDLER])
+                                                request.app[HANDLER],
+                                                undelivered=request.app[UNDELIVERED])
     except web.HTTPException:
         raise
-    except ValueError:
-        return web.json_response({"error": "malformed activity"}, status=400)
+    except Unanswerable as err:
+        log.info("refused an activity that cannot be answered: %s", err.reason)
+        return web.json_response({"error": "malformed activity", "reason": err.reason},
+                                 status=400)
     activity_type = body.get("type") if isinstance(body, dict) else None
     request.app[METRICS].record_activity(
         activity_type if isinstance(activity_type, str) else None, time.perf_counter() - started)
@@ -220,6 +227,7 @@ def init_app(settings: Settings, *, framework: Framework | None = None,
                                   sender=run_sender, metrics=app[METRICS])
         app[SERVICES] = services
         app[HANDLER] = make_turn_handler(services)
+        app[UNDELIVERED] = make_reply_queue(services)
         if settings.local_mode:
             log.warning("local mode: no MicrosoftAppId set, so incoming requests are NOT "
                         "authenticated; use only with the Agents Playground or tests")
