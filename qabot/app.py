@@ -40,6 +40,7 @@ from store.db import make_engine, make_sessionmaker
 from store.directory import Directory
 from store.models import utcnow
 from store.outbox import OutboxStore
+from store.sender_lock import SenderLock
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -100,7 +101,7 @@ def build_services(settings: Settings, framework: Framework | None = None, *,
         outbox_sender = OutboxSender(
             outbox, directory, gateway, tenant_rate=settings.tenant_rate,
             max_attempts=settings.outbox_max_attempts, concurrency=settings.outbox_concurrency,
-            poll_seconds=settings.outbox_poll_seconds, clock=clock)
+            poll_seconds=settings.outbox_poll_seconds, clock=clock, lock=SenderLock(engine))
     return Services(
         settings=settings,
         framework=framework,
