@@ -241,9 +241,13 @@ class OutboxSender:
             while not queue.empty():
                 items = queue.get_nowait()
                 for n, item in enumerate(items):
-                    if self._halted() or not await self._deliver(item):
-                        # Keep the recipient's order: the rest wait for this one (or for
-                        # the sender that took over).
+                    if self._halted():
+                        # The lock was lost or the service is stopping: give the rest
+                        # back for whoever sends next, untouched.
+                        await self._outbox.release([i.id for i in items[n:]], owner=self.owner)
+                        break
+                    if not await self._deliver(item):
+                        # Keep the recipient's order: the rest wait for this one.
                         await self._outbox.release([later.id for later in items[n + 1:]],
                                                    owner=self.owner)
                         break

@@ -8,7 +8,6 @@ each brings its router and its jobs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import hmac
 import logging
@@ -253,14 +252,36 @@ def init_app(settings: Settings, *, framework: Framework | None = None,
         try:
             yield
         finally:
+            # Stop in order: no new jobs or sends; let running jobs and in-flight sends
+            # finish (bounded); then close the database, once nothing uses it.
             stop.set()
-            if scheduler is not None and scheduler.running:  # it may have stopped already
-                scheduler.shutdown(wait=False)
+            clean = True
+            if scheduler is not None:
+                from scheduler.runner import stop_scheduler
+
+                try:
+                    await stop_scheduler(scheduler, timeout=10)
+                except Exception:
+                    clean = False
+                    log.exception("stopping the scheduler failed")
             for task in tasks:
-                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                try:
                     await asyncio.wait_for(task, timeout=10)
-            await services.close()
-            log.info("stopped cleanly")
+                except (TimeoutError, asyncio.CancelledError):
+                    clean = False
+                    log.warning("the outbox sender did not stop in 10 s and was cancelled")
+                except Exception:
+                    clean = False
+                    log.exception("the outbox sender failed while stopping")
+            try:
+                await services.close()
+            except Exception:
+                clean = False
+                log.exception("closing the database failed")
+            if clean:
+                log.info("stopped cleanly")
+            else:
+                log.warning("stopped, not cleanly (see above)")
 
     app.cleanup_ctx.append(context)
     app.router.add_post("/api/messages", messages)
