@@ -8,12 +8,15 @@ proactive sends, 1:1 conversation creation and roster paging are plain coroutine
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jwt
+import requests
 from aiohttp import web
 from botbuilder.core import TurnContext
 from botbuilder.core.serializer_helper import serializer_helper
@@ -32,7 +35,14 @@ from botbuilder.schema import (
     ConversationReference,
     InvokeResponse,
 )
-from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
+from botframework.connector.auth import (
+    ChannelValidation,
+    ClaimsIdentity,
+    ConnectorFactory,
+    JwtTokenExtractor,
+)
+from botframework.connector.auth.jwt_token_extractor import _OpenIdConfig
+from jwt.algorithms import RSAAlgorithm
 
 from bot.turn import DeliveryError, Incoming, Member, Reply, TurnHandler, UndeliveredReplies
 from cards.common import notice_card
@@ -53,6 +63,133 @@ class _SdkConfig:
         self.APP_PASSWORD = settings.app_password
         self.APP_TYPE = settings.app_type
         self.APP_TENANTID = settings.app_tenant_id
+
+
+class SigningKeysUnavailable(Exception):
+    """Microsoft's token-signing keys cannot be had just now: answer 503, not 401 or 500."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("the Bot Framework signing keys cannot be fetched")
+        self.retry_after = retry_after
+
+
+class _SigningKeys:
+    """The signing keys behind one OpenID metadata URL, cached, fetched off the event loop.
+
+    Stands in for botframework's ``_OpenIdMetadata``, which fetched with blocking
+    ``requests`` calls on the event loop, without a timeout, and again on every request
+    while the metadata was unreachable (and raised IndexError for an unknown key id).
+    Here: keys kept a day (as the SDK does), refetched at most hourly for an unknown key
+    id; after a failed fetch no new attempt for :attr:`RETRY_SECONDS` (requests meanwhile
+    get :class:`SigningKeysUnavailable`, or the keys already held); one fetch at a time.
+    """
+
+    KEEP_SECONDS = 24 * 3600.0
+    UNKNOWN_KEY_REFRESH_SECONDS = 3600.0
+    RETRY_SECONDS = 30.0
+    FETCH_TIMEOUT = (3.05, 5.0)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.keys: list[dict[str, Any]] = []
+        self.fetched_at: float | None = None
+        self.failed_at: float | None = None
+        self.fetches = 0
+        self._lock = asyncio.Lock()
+
+    async def get(self, key_id: str | None) -> Any:
+        now = time.monotonic()
+        if self.fetched_at is None or now - self.fetched_at > self.KEEP_SECONDS:
+            await self._refresh(now)
+        key = self._find(key_id)
+        if key is None and self.keys and self.fetched_at is not None and (
+                now - self.fetched_at > self.UNKNOWN_KEY_REFRESH_SECONDS):
+            await self._refresh(now)
+            key = self._find(key_id)
+        if key is None:
+            if not self.keys:
+                raise SigningKeysUnavailable(self._retry_in(time.monotonic()))
+            raise PermissionError("the token was signed with a key Microsoft does not list")
+        return key
+
+    def _retry_in(self, now: float) -> float:
+        if self.failed_at is None:
+            return self.RETRY_SECONDS
+        return max(1.0, self.RETRY_SECONDS - (now - self.failed_at))
+
+    async def _refresh(self, asked_at: float) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if self.fetched_at is not None and self.fetched_at >= asked_at:
+                return  # another request refreshed while this one waited
+            if self.failed_at is not None and now - self.failed_at < self.RETRY_SECONDS:
+                return  # failed a moment ago: use what we have (or nothing) until then
+            self.fetches += 1
+            try:
+                keys = await asyncio.to_thread(self._fetch)
+            except Exception as exc:
+                self.failed_at = time.monotonic()
+                log.warning("Bot Framework signing keys could not be fetched (%s); next try "
+                            "in %.0f s", type(exc).__name__, self.RETRY_SECONDS)
+                return
+            self.keys, self.fetched_at, self.failed_at = keys, time.monotonic(), None
+
+    def _fetch(self) -> list[dict[str, Any]]:
+        response = requests.get(self.url, timeout=self.FETCH_TIMEOUT)
+        response.raise_for_status()
+        jwks = requests.get(response.json()["jwks_uri"], timeout=self.FETCH_TIMEOUT)
+        jwks.raise_for_status()
+        keys = jwks.json()["keys"]
+        if not isinstance(keys, list):
+            raise ValueError("keys is not a list")
+        return [k for k in keys if isinstance(k, dict)]
+
+    def _find(self, key_id: str | None) -> Any:
+        for key in self.keys:
+            if key.get("kid") == key_id:
+                try:
+                    public_key = RSAAlgorithm.from_jwk(json.dumps(key))
+                except Exception:
+                    return None
+                return _OpenIdConfig(public_key, key.get("endorsements", []))
+        return None
+
+
+#: One key cache per metadata URL for the process, as botframework's own class-level cache.
+_SIGNING_KEYS: dict[str, _SigningKeys] = {}
+
+
+def _signing_keys(url: str) -> _SigningKeys:
+    keys = _SIGNING_KEYS.get(url)
+    if keys is None:
+        keys = _SIGNING_KEYS[url] = _SigningKeys(url)
+    return keys
+
+
+JwtTokenExtractor.get_open_id_metadata = staticmethod(_signing_keys)  # type: ignore[method-assign]
+
+#: Tokens a little past their expiry are still accepted (the SDK's clock tolerance).
+_CLOCK_SKEW_SECONDS = 300
+
+
+def _check_token_shape(auth_header: str) -> None:
+    """Refuse, without fetching any key, a bearer token that cannot be valid.
+
+    A token that does not parse, has no expiry or has expired is refused here; only a
+    well-formed, current token is worth checking against Microsoft's keys.
+    """
+    scheme, _, token = auth_header.partition(" ")
+    if not token:
+        return  # no token at all: the SDK refuses it (or allows it in local mode)
+    if scheme != "Bearer":
+        raise PermissionError("not a bearer token")
+    claims = jwt.decode(token.strip(), options={"verify_signature": False})
+    jwt.get_unverified_header(token.strip())
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise PermissionError("the token has no expiry")
+    if exp + _CLOCK_SKEW_SECONDS < time.time():
+        raise PermissionError("the token has expired")
 
 
 class _ReusingConnectorFactory(ConnectorFactory):
@@ -84,6 +221,10 @@ def _app_key(claims_identity: ClaimsIdentity) -> str:
 
 class _Authentication(ConfigurationBotFrameworkAuthentication):
     def __init__(self, settings: Settings) -> None:
+        if settings.openid_metadata_url:
+            # The SDK's own knob (BotOpenIdMetadata in the other Bot Framework SDKs);
+            # process-wide, as the SDK keeps it.
+            ChannelValidation.open_id_metadata_endpoint = settings.openid_metadata_url
         super().__init__(_SdkConfig(settings))
         self._clients: dict[str, dict[tuple[str, str], Any]] = {}
         self._token_clients: dict[str, Any] = {}
@@ -92,6 +233,7 @@ class _Authentication(ConfigurationBotFrameworkAuthentication):
         # Incoming turns get their connector factory from here, not from
         # create_connector_factory: without this every turn built a new ConnectorClient
         # (about a quarter of a turn's CPU, profiled in bench/RESULTS.md).
+        _check_token_shape(auth_header)
         result = await super().authenticate_request(activity, auth_header)
         if result.connector_factory is not None:
             result.connector_factory = _ReusingConnectorFactory(
@@ -230,7 +372,8 @@ class TeamsGateway:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self.adapter = CloudAdapter(_Authentication(settings))
+        self._authentication = _Authentication(settings)
+        self.adapter = CloudAdapter(self._authentication)
         self.adapter.on_turn_error = self._on_turn_error
 
     @property
@@ -254,12 +397,19 @@ class TeamsGateway:
         if not activity.type:
             raise web.HTTPBadRequest()
         try:
-            invoke_response = await self.adapter.process_activity(
-                auth_header, activity,
-                lambda turn_context: self._turn(turn_context, handler, incoming, undelivered))
-        except (jwt.PyJWTError, PermissionError):
-            # A malformed or forged bearer token is an authentication failure, not a crash.
+            authenticated = await self._authentication.authenticate_request(activity,
+                                                                            auth_header)
+        except SigningKeysUnavailable as err:
+            raise web.HTTPServiceUnavailable(
+                headers={"Retry-After": str(int(err.retry_after))}) from None
+        except Exception as exc:
+            # A missing, malformed, expired or forged token (the SDK raises plain
+            # Exceptions for some of these) is an authentication failure, not a crash.
+            log.info("refused a request that did not authenticate (%s)", type(exc).__name__)
             raise web.HTTPUnauthorized() from None
+        invoke_response = await self.adapter.process_activity(
+            authenticated, activity,
+            lambda turn_context: self._turn(turn_context, handler, incoming, undelivered))
         if invoke_response is None:
             return web.Response(status=201)
         try:

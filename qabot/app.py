@@ -260,7 +260,7 @@ def init_app(settings: Settings, *, framework: Framework | None = None,
                 from scheduler.runner import stop_scheduler
 
                 try:
-                    await stop_scheduler(scheduler, timeout=10)
+                    await stop_scheduler(scheduler, seconds=10)
                 except Exception:
                     clean = False
                     log.exception("stopping the scheduler failed")

@@ -40,12 +40,12 @@ class _FinishingExecutor(AsyncIOExecutor):
     ("Exception closing connection" at SIGTERM) and threw away the job's work.
     """
 
-    async def finish(self, timeout: float) -> int:
-        """Wait up to ``timeout`` seconds for running jobs; returns how many still run."""
+    async def finish(self, seconds: float) -> int:
+        """Wait up to ``seconds`` for running jobs; returns how many still run."""
         running = {f for f in self._pending_futures if not f.done()}
         if not running:
             return 0
-        _, still = await asyncio.wait(running, timeout=timeout)
+        _, still = await asyncio.wait(running, timeout=seconds)
         return len(still)
 
 
@@ -63,10 +63,10 @@ def start_scheduler(services: Services) -> AsyncIOScheduler:
     return scheduler
 
 
-async def stop_scheduler(scheduler: AsyncIOScheduler, timeout: float = 10.0) -> None:
-    """Fire nothing more, let running jobs finish (up to ``timeout``), then shut down.
+async def stop_scheduler(scheduler: AsyncIOScheduler, seconds: float = 10.0) -> None:
+    """Fire nothing more, let running jobs finish (up to ``seconds``), then shut down.
 
-    A job still running after ``timeout`` is cancelled (its unit of work rolls back; jobs
+    A job still running after that is cancelled (its unit of work rolls back; jobs
     are idempotent, so the next run does it).
     """
     if not scheduler.running:
@@ -74,10 +74,10 @@ async def stop_scheduler(scheduler: AsyncIOScheduler, timeout: float = 10.0) -> 
     scheduler.pause()
     executor = scheduler._lookup_executor("default")
     if isinstance(executor, _FinishingExecutor):
-        left = await executor.finish(timeout)
+        left = await executor.finish(seconds)
         if left:
             log.warning("stopping: %d job(s) still running after %.0f s are cancelled",
-                        left, timeout)
+                        left, seconds)
     scheduler.shutdown(wait=False)
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 from store.db import make_engine, make_sessionmaker, upgrade
 from store.models import OutboxMessage, utcnow
 from tests.fakes import FakeConnector, User, message
-from tests.test_cli import ROOT, _env, _free_port
+from tests.test_cli import ROOT, _env
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
@@ -244,3 +244,123 @@ async def test_stopping_lets_a_running_job_finish_and_leaves_no_connection_behin
     assert finished == [True]
     assert "stopped cleanly" in caplog.text
     assert "Exception closing connection" not in caplog.text
+
+
+# ---------------------------------------------------------------------------- item 11
+
+
+class _OpenId:
+    """A local stand-in for Microsoft's OpenID metadata and key set (counts every fetch)."""
+
+    def __init__(self, public_jwk: dict[str, Any]) -> None:
+        self.up = True
+        self.hits = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                outer.hits += 1
+                if not outer.up:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                port = self.server.server_address[1]
+                body = ({"jwks_uri": f"http://127.0.0.1:{port}/keys"} if self.path == "/openid"
+                        else {"keys": [public_jwk]})
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/openid"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _rsa() -> tuple[Any, dict[str, Any]]:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": "k1", "endorsements": ["msteams"]})
+    return key, jwk
+
+
+def _token(key: Any, *, exp_in: float = 600, kid: str = "k1") -> str:
+    import jwt
+
+    now = int(time.time())
+    return jwt.encode({"iss": "https://api.botframework.com", "aud": "app-id",
+                       "exp": now + int(exp_in), "nbf": now - 10,
+                       "serviceurl": "http://127.0.0.1:9/"},
+                      key, algorithm="RS256", headers={"kid": kid})
+
+
+def _secure_env(tmp_path: Path, metadata_url: str) -> dict[str, str]:
+    env = _env(tmp_path, MicrosoftAppId="app-id", MicrosoftAppPassword="secret",
+               MicrosoftAppType="MultiTenant", BotOpenIdMetadata=metadata_url,
+               QABOT_SCHEDULER="off",
+               # Belt and braces: any other call the SDK might make goes to a closed
+               # loopback port, never out of the machine.
+               HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
+               NO_PROXY="127.0.0.1,localhost")
+    upgrade(env["DATABASE_URL"])
+    return env
+
+
+def test_with_keys_unreachable_tokens_get_503_or_401_and_keys_are_not_refetched_per_request(
+        tmp_path: Path, serving: list[Serve]) -> None:
+    forger, _ = _rsa()
+    _, jwk = _rsa()
+    openid = _OpenId(jwk)
+    openid.up = False
+    try:
+        serve = Serve(_secure_env(tmp_path, openid.url))
+        serving.append(serve)
+        serve.wait_healthy()
+        activity = message("help", service_url="http://127.0.0.1:9/")
+        for _ in range(5):
+            status, _ = serve.post(activity, {"Authorization": f"Bearer {_token(forger)}"})
+            assert status == 503
+        assert openid.hits == 1  # one failed fetch, then no new try for a while
+        hits = openid.hits
+        for bad in (f"Bearer {_token(forger, exp_in=-3600)}", "Bearer not.a.token",
+                    "Basic abc", f"Bearer {_token(forger)}x"):
+            assert serve.post(activity, {"Authorization": bad})[0] == 401
+        assert serve.post(activity)[0] == 401  # no token at all
+        assert openid.hits == hits  # none of them needed a key
+    finally:
+        openid.close()
+    assert serve.stop() == 0
+    assert "Traceback" not in serve.err
+
+
+def test_with_keys_reachable_a_forged_token_gets_401_and_the_keys_are_fetched_once(
+        tmp_path: Path, serving: list[Serve]) -> None:
+    forger, _ = _rsa()
+    _, jwk = _rsa()
+    openid = _OpenId(jwk)
+    try:
+        serve = Serve(_secure_env(tmp_path, openid.url))
+        serving.append(serve)
+        serve.wait_healthy()
+        activity = message("help", service_url="http://127.0.0.1:9/")
+        for _ in range(5):
+            assert serve.post(activity, {"Authorization": f"Bearer {_token(forger)}"})[0] == 401
+        assert serve.post(activity, {"Authorization":
+                                     f"Bearer {_token(forger, kid='other')}"})[0] == 401
+        assert openid.hits == 2  # the metadata and the key set, once
+    finally:
+        openid.close()
+    assert serve.stop() == 0
+    assert "Traceback" not in serve.err
