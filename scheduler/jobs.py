@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING
 from qabot.logs import correlation_id
 
 if TYPE_CHECKING:
-    from qabot.services import Services
-
     from qa.framework import Schedule
+    from qabot.services import Services
 
 log = logging.getLogger(__name__)
 

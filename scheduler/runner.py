@@ -19,9 +19,8 @@ from apscheduler.triggers.cron import CronTrigger
 from scheduler.jobs import Job, run_job
 
 if TYPE_CHECKING:
-    from qabot.services import Services
-
     from qa.framework import Framework
+    from qabot.services import Services
 
 log = logging.getLogger(__name__)
 
