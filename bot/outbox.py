@@ -269,10 +269,6 @@ class OutboxSender:
     async def _deliver(self, item: Claimed) -> bool:
         """Deliver one message; False when it was put back for a retry (or is not ours)."""
         owner = self.owner
-        if not await self._outbox.start_send(item.id, owner=owner, now=self._clock(),
-                                             lease_seconds=self._lease):
-            self._lost_claim(item, "before sending")
-            return False
         target = await self._target(item)
         if target is None:
             reason = (f"staff {item.staff_id} is not linked to a Teams user"
@@ -290,6 +286,8 @@ class OutboxSender:
                 # windows (60 per 30 s), capping new 1:1 chats at 2 a second.
                 create_key = f"create:{target.teams_user_id}"
                 counted = (create_key, await self._limiter.acquire(create_key))
+                if not await self._still_ours(item, counted):
+                    return False
                 reference = await self._messenger.create_personal(
                     service_url=target.service_url, tenant_id=target.tenant_id,
                     bot_id=target.bot_id, user_id=target.teams_user_id,
@@ -304,6 +302,8 @@ class OutboxSender:
                 )
             conversation_id = str(reference["conversation"]["id"])
             counted = (conversation_id, await self._limiter.acquire(conversation_id))
+            if not await self._still_ours(item, counted):
+                return False
             activity_id = await self._messenger.send(reference, item.message)
             self._limiter.completed(*counted)
         except DeliveryError as err:
@@ -317,6 +317,17 @@ class OutboxSender:
         else:
             self._lost_claim(item, "after Teams took it (it may arrive twice)")
         return True
+
+    async def _still_ours(self, item: Claimed, counted: tuple[str, float]) -> bool:
+        """Right before a call to Teams: is the claim still this sender's? (Renews its lease
+        and marks the send as started; a row with a started send is the only kind that may
+        reach its recipient twice if this sender dies now.)"""
+        if await self._outbox.start_send(item.id, owner=self.owner, now=self._clock(),
+                                         lease_seconds=self._lease):
+            return True
+        self._limiter.refund(*counted)
+        self._lost_claim(item, "before sending")
+        return False
 
     def _lost_claim(self, item: Claimed, when: str) -> None:
         self.stats.lost_claims += 1
