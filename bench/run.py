@@ -34,6 +34,7 @@ from bench.harness import BenchOptions, Section, Target, machine_info, md_table
 BENCHMARKS: list[tuple[str, bool]] = [
     ("bench.bench_clicks", True),
     ("bench.bench_fanout", True),
+    ("bench.bench_failover", True),
     # Item 3, "reports at scale": bench/bench_reports.py exposes run(opts) -> Section.
     ("bench.bench_reports", False),
 ]
