@@ -252,7 +252,16 @@ class OutboxSender:
                                                    owner=self.owner)
                         break
 
-        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, queue.qsize()))))
+        outcomes = await asyncio.gather(
+            *(worker() for _ in range(min(self._concurrency, queue.qsize()))),
+            return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            # Every worker has stopped: give back what this batch still holds (settled rows
+            # are not 'sending' and stay as they are) rather than leave it for the lease.
+            with contextlib.suppress(Exception):
+                await self._outbox.release([item.id for item in claimed], owner=self.owner)
+            raise failures[0]
         return len(claimed)
 
     def _halted(self) -> bool:

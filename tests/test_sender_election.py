@@ -260,3 +260,20 @@ async def test_a_slow_call_followed_by_fast_ones_keeps_the_conversation_windows(
             now[0] += delay
             wait += delay
     assert all(arrivals[i + 8] - arrivals[i] >= 2.0 for i in range(len(arrivals) - 8))
+
+
+async def test_a_failing_batch_gives_its_rows_back_at_once(ctx: Any, fake_connector: Any,
+                                                           monkeypatch: Any) -> None:
+    await _fan_out(ctx, fake_connector, 3)
+    services, sender = _instance(ctx, 50.0)
+    try:
+        async def broken(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("the directory's database went away")
+
+        monkeypatch.setattr(services.directory, "target_for_staff", broken)
+        with pytest.raises(RuntimeError):
+            await sender.drain_once()
+    finally:
+        await services.close()
+    rows = [r for r in await _rows(ctx) if r.dedupe_key]
+    assert {r.status for r in rows} == {"pending"}  # not stuck in 'sending' for 120 s
