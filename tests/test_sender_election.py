@@ -195,9 +195,10 @@ async def test_two_instances_send_each_message_once_at_one_tenant_rate_and_take_
     assert took_over_after < 3.0
     accepted = [r.at for r in fc.requests if r.operation == "send_to_conversation"
                 and 200 <= r.status < 300]
-    # One budget across both instances (two would send twice as many); a little slack for
-    # the time between the limiter's count and the fake's arrival on a busy machine.
-    assert _max_in_window(accepted, 2.0) <= 2 * rate + 2
+    # One budget across both instances. The limiter lets a second's budget go at once, so
+    # a 2 s window holds two bursts, and arrival jitter on a busy machine can pull a third
+    # in: 3 x rate. Two instances sending at once would reach 4 x rate.
+    assert _max_in_window(accepted, 2.0) <= 3 * rate
     rows = await _rows(ctx)
     fan = [r for r in rows if r.dedupe_key and r.dedupe_key.startswith("fan:")]
     assert {r.status for r in fan} == {"sent"}

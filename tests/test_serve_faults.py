@@ -420,7 +420,8 @@ def test_two_instances_and_kill_9_of_the_sender_deliver_each_message_once_at_one
     # the survivor counted those.
     assert duplicates <= in_flight <= 8, (duplicates, in_flight)
     assert after_kill and after_kill[0] - killed_at < 5.0  # taken over within seconds
-    assert _max_in_window(accepted, 2.0) <= 2 * rate + 2
+    # One budget across both instances: see tests/test_sender_election.py for the bound.
+    assert _max_in_window(accepted, 2.0) <= 3 * rate
     statuses = _run(_statuses(db_url))
     assert statuses == {"sent": n}, statuses
 
