@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate lint bench package e2e-deps e2e demo clean
+.PHONY: run test install migrate lint bench package e2e-deps e2e demo clean fuzz
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,11 @@ run: migrate
 
 test: install e2e-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The hostile-input fuzz test at 20,000 requests per database (make test runs 2,000);
+# set TEST_DATABASE_URL for the PostgreSQL half.
+fuzz: install
+	QABOT_FUZZ_EXAMPLES=20000 $(BIN)/python -m pytest -q tests/test_fuzz.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check bot cards flows store scheduler qa qabot reports bench scripts tests

@@ -9,6 +9,7 @@ interpreter; the benchmark drives it over stdin/stdout with one JSON command per
     {"cmd": "reset"}          forget what was recorded (faults and limits kept)
     {"cmd": "clear"}          drop faults and limits
     {"cmd": "stats"}          counts: deliveries, duplicates, statuses, violations, timings
+    {"cmd": "delivery_times"} every accepted delivery's time (time.monotonic(), sorted)
 
 Prints ``{"ready": true, "url": ..., "pid": ...}`` once listening on 127.0.0.1; exits
 when stdin closes.
@@ -59,6 +60,7 @@ def stats(fc: FakeConnector) -> dict[str, Any]:
         "first_delivery_at": min((d.at for d in deliveries), default=None),
         "last_delivery_at": max((d.at for d in deliveries), default=None),
         "max_accepted_per_1s": _max_in_window(accepted, 1.0),
+        "max_accepted_per_5s": _max_in_window(accepted, 5.0),
         "max_per_conversation_per_1s": max(
             (_max_in_window(v, 1.0) for v in per_conv.values()), default=0),
     }
@@ -88,6 +90,8 @@ def handle(fc: FakeConnector, command: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
     if cmd == "stats":
         return stats(fc)
+    if cmd == "delivery_times":
+        return {"times": sorted(d.at for d in fc.deliveries)}
     return {"error": f"unknown command {cmd!r}"}
 
 

@@ -35,6 +35,7 @@ BENCHMARKS: list[tuple[str, bool]] = [
     ("bench.bench_clicks", True),
     ("bench.bench_fanout", True),
     ("bench.bench_nudges", True),
+    ("bench.bench_failover", True),
     # Item 3, "reports at scale": bench/bench_reports.py exposes run(opts) -> Section.
     ("bench.bench_reports", False),
 ]

@@ -10,16 +10,18 @@ exception's text.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.router import Request
-from bot.turn import Incoming, Reply, TurnHandler
+from bot.turn import DeliveryError, Incoming, Reply, TurnHandler, UndeliveredReplies
 from cards import messages
 from cards.common import notice_card
 from qa.errors import DomainError
 from qabot.logs import correlation_id
+from store.outbox import Message, queue_in
 
 if TYPE_CHECKING:
     from qabot.services import Services
@@ -63,6 +65,36 @@ def make_turn_handler(services: Services) -> TurnHandler:
             correlation_id.reset(token)
 
     return handle
+
+
+def make_reply_queue(services: Services) -> UndeliveredReplies:
+    """Queue the in-turn replies the Bot Connector did not take, for the outbox to deliver.
+
+    The turn's action has already happened (and is committed), so its answer must reach the
+    person: the outbox retries with backoff and honours Retry-After, like any proactive
+    message. One transaction for the lot, with dedupe keys from the activity, so the order
+    is kept and a redelivered activity queues its answer once.
+    """
+
+    async def queue(incoming: Incoming, outgoing: list[str | dict[str, Any]],
+                    error: DeliveryError) -> None:
+        turn = hashlib.sha256(f"{incoming.conversation_id}\n{incoming.activity_id or ''}\n"
+                              f"{incoming.correlation_id}".encode()).hexdigest()[:32]
+        try:
+            async with services.sessions.begin() as session:
+                for n, body in enumerate(outgoing):
+                    await queue_in(session, Message(body, conversation_id=incoming.conversation_id,
+                                                    dedupe_key=f"reply:{turn}:{n}"),
+                                   at=services.clock())
+        except Exception:
+            log.exception("could not queue an undelivered reply",
+                          extra={"activity_type": incoming.type, "status": error.status})
+            return
+        log.info("undelivered reply queued", extra={"messages": len(outgoing),
+                                                    "status": error.status})
+        services.outbox_queued()
+
+    return queue
 
 
 def answer(incoming: Incoming, text: str) -> Reply:

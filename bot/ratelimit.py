@@ -54,6 +54,21 @@ class SlidingWindows:
             except ValueError:
                 pass  # already out of every window
 
+    def move(self, key: str, at: float, to: float) -> None:
+        """Re-date one send recorded at ``at`` to ``to`` (later), keeping the order."""
+        sent = self._sent.get(key)
+        if not sent:
+            return
+        try:
+            sent.remove(at)
+        except ValueError:
+            return
+        sent.append(to)
+        if len(sent) > 1 and sent[-2] > to:
+            ordered = sorted(sent)
+            sent.clear()
+            sent.extend(ordered)
+
     def hold(self, key: str, until: float) -> None:
         """After a 429, keep ``key`` quiet until ``until``."""
         self._held_until[key] = max(self._held_until.get(key, 0.0), until)
@@ -64,8 +79,10 @@ class RateLimiter:
 
     def __init__(self, tenant_rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         per_second = max(1, int(tenant_rate))
+        #: Seconds of the tenant-wide window (``per_second`` sends in it at most).
+        self.tenant_window = per_second / tenant_rate
         self._per_conversation = SlidingWindows(PER_CONVERSATION)
-        self._tenant = SlidingWindows(((per_second, per_second / tenant_rate),))
+        self._tenant = SlidingWindows(((per_second, self.tenant_window),))
         self._clock = clock
         self._lock = asyncio.Lock()
 
@@ -86,6 +103,16 @@ class RateLimiter:
                     self._tenant.record("tenant", now)
                     return now
             await asyncio.sleep(delay)
+
+    def completed(self, conversation_key: str, at: float) -> None:
+        """The call counted at ``at`` has returned: count it at its end instead.
+
+        Teams' per-conversation windows count arrivals, which lie somewhere between the
+        count and the answer; one conversation's calls go one at a time, so a slow call
+        followed by fast ones could put 8 arrivals in 2 s although the counts were 2.02 s
+        apart. Counting each call at its end keeps every window whatever the latency.
+        """
+        self._per_conversation.move(conversation_key, at, self._clock())
 
     def refund(self, conversation_key: str, at: float) -> None:
         """The service refused the call (429, 503): give its place in the windows back.

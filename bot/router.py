@@ -169,6 +169,9 @@ class Router:
     async def dispatch(self, request: Request) -> Reply | None:
         incoming = request.incoming
         verb = incoming.verb
+        if verb is None and incoming.is_card_action:
+            # An Action.Execute whose action (or verb) is not what Teams sends.
+            raise Refused(Code.BAD_PAYLOAD, problem=messages.payload_problem("action", False))
         if verb is not None:
             route = self.cards.get(verb)
             if route is None:

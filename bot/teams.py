@@ -8,12 +8,15 @@ proactive sends, 1:1 conversation creation and roster paging are plain coroutine
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jwt
+import requests
 from aiohttp import web
 from botbuilder.core import TurnContext
 from botbuilder.core.serializer_helper import serializer_helper
@@ -34,11 +37,16 @@ from botbuilder.schema import (
 )
 from botframework.connector.auth import (
     AuthenticationConstants,
+    ChannelValidation,
     ClaimsIdentity,
     ConnectorFactory,
+    JwtTokenExtractor,
 )
+from botframework.connector.auth.jwt_token_extractor import _OpenIdConfig
+from jwt.algorithms import RSAAlgorithm
 
-from bot.turn import DeliveryError, Incoming, Member, Reply, TurnHandler
+from bot.turn import DeliveryError, Incoming, Member, Reply, TurnHandler, UndeliveredReplies
+from cards.common import notice_card
 from cards.messages import turn_broke
 from qabot.logs import correlation_id as current_correlation_id
 from qabot.settings import Settings
@@ -58,6 +66,133 @@ class _SdkConfig:
         # only as MultiTenant (SingleTenant, the default for real registrations, needs one).
         self.APP_TYPE = settings.app_type if settings.app_id else "MultiTenant"
         self.APP_TENANTID = settings.app_tenant_id
+
+
+class SigningKeysUnavailable(Exception):
+    """Microsoft's token-signing keys cannot be had just now: answer 503, not 401 or 500."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("the Bot Framework signing keys cannot be fetched")
+        self.retry_after = retry_after
+
+
+class _SigningKeys:
+    """The signing keys behind one OpenID metadata URL, cached, fetched off the event loop.
+
+    Stands in for botframework's ``_OpenIdMetadata``, which fetched with blocking
+    ``requests`` calls on the event loop, without a timeout, and again on every request
+    while the metadata was unreachable (and raised IndexError for an unknown key id).
+    Here: keys kept a day (as the SDK does), refetched at most hourly for an unknown key
+    id; after a failed fetch no new attempt for :attr:`RETRY_SECONDS` (requests meanwhile
+    get :class:`SigningKeysUnavailable`, or the keys already held); one fetch at a time.
+    """
+
+    KEEP_SECONDS = 24 * 3600.0
+    UNKNOWN_KEY_REFRESH_SECONDS = 3600.0
+    RETRY_SECONDS = 30.0
+    FETCH_TIMEOUT = (3.05, 5.0)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.keys: list[dict[str, Any]] = []
+        self.fetched_at: float | None = None
+        self.failed_at: float | None = None
+        self.fetches = 0
+        self._lock = asyncio.Lock()
+
+    async def get(self, key_id: str | None) -> Any:
+        now = time.monotonic()
+        if self.fetched_at is None or now - self.fetched_at > self.KEEP_SECONDS:
+            await self._refresh(now)
+        key = self._find(key_id)
+        if key is None and self.keys and self.fetched_at is not None and (
+                now - self.fetched_at > self.UNKNOWN_KEY_REFRESH_SECONDS):
+            await self._refresh(now)
+            key = self._find(key_id)
+        if key is None:
+            if not self.keys:
+                raise SigningKeysUnavailable(self._retry_in(time.monotonic()))
+            raise PermissionError("the token was signed with a key Microsoft does not list")
+        return key
+
+    def _retry_in(self, now: float) -> float:
+        if self.failed_at is None:
+            return self.RETRY_SECONDS
+        return max(1.0, self.RETRY_SECONDS - (now - self.failed_at))
+
+    async def _refresh(self, asked_at: float) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if self.fetched_at is not None and self.fetched_at >= asked_at:
+                return  # another request refreshed while this one waited
+            if self.failed_at is not None and now - self.failed_at < self.RETRY_SECONDS:
+                return  # failed a moment ago: use what we have (or nothing) until then
+            self.fetches += 1
+            try:
+                keys = await asyncio.to_thread(self._fetch)
+            except Exception as exc:
+                self.failed_at = time.monotonic()
+                log.warning("Bot Framework signing keys could not be fetched (%s); next try "
+                            "in %.0f s", type(exc).__name__, self.RETRY_SECONDS)
+                return
+            self.keys, self.fetched_at, self.failed_at = keys, time.monotonic(), None
+
+    def _fetch(self) -> list[dict[str, Any]]:
+        response = requests.get(self.url, timeout=self.FETCH_TIMEOUT)
+        response.raise_for_status()
+        jwks = requests.get(response.json()["jwks_uri"], timeout=self.FETCH_TIMEOUT)
+        jwks.raise_for_status()
+        keys = jwks.json()["keys"]
+        if not isinstance(keys, list):
+            raise ValueError("keys is not a list")
+        return [k for k in keys if isinstance(k, dict)]
+
+    def _find(self, key_id: str | None) -> Any:
+        for key in self.keys:
+            if key.get("kid") == key_id:
+                try:
+                    public_key = RSAAlgorithm.from_jwk(json.dumps(key))
+                except Exception:
+                    return None
+                return _OpenIdConfig(public_key, key.get("endorsements", []))
+        return None
+
+
+#: One key cache per metadata URL for the process, as botframework's own class-level cache.
+_SIGNING_KEYS: dict[str, _SigningKeys] = {}
+
+
+def _signing_keys(url: str) -> _SigningKeys:
+    keys = _SIGNING_KEYS.get(url)
+    if keys is None:
+        keys = _SIGNING_KEYS[url] = _SigningKeys(url)
+    return keys
+
+
+JwtTokenExtractor.get_open_id_metadata = staticmethod(_signing_keys)  # type: ignore[method-assign]
+
+#: Tokens a little past their expiry are still accepted (the SDK's clock tolerance).
+_CLOCK_SKEW_SECONDS = 300
+
+
+def _check_token_shape(auth_header: str) -> None:
+    """Refuse, without fetching any key, a bearer token that cannot be valid.
+
+    A token that does not parse, has no expiry or has expired is refused here; only a
+    well-formed, current token is worth checking against Microsoft's keys.
+    """
+    scheme, _, token = auth_header.partition(" ")
+    if not token:
+        return  # no token at all: the SDK refuses it (or allows it in local mode)
+    if scheme != "Bearer":
+        raise PermissionError("not a bearer token")
+    claims = jwt.decode(token.strip(), options={"verify_signature": False})
+    jwt.get_unverified_header(token.strip())
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise PermissionError("the token has no expiry")
+    if exp + _CLOCK_SKEW_SECONDS < time.time():
+        raise PermissionError("the token has expired")
 
 
 class _ReusingConnectorFactory(ConnectorFactory):
@@ -89,6 +224,10 @@ def _app_key(claims_identity: ClaimsIdentity) -> str:
 
 class _Authentication(ConfigurationBotFrameworkAuthentication):
     def __init__(self, settings: Settings) -> None:
+        if settings.openid_metadata_url:
+            # The SDK's own knob (BotOpenIdMetadata in the other Bot Framework SDKs);
+            # process-wide, as the SDK keeps it.
+            ChannelValidation.open_id_metadata_endpoint = settings.openid_metadata_url
         super().__init__(_SdkConfig(settings))
         self._clients: dict[str, dict[tuple[str, str], Any]] = {}
         self._token_clients: dict[str, Any] = {}
@@ -97,6 +236,7 @@ class _Authentication(ConfigurationBotFrameworkAuthentication):
         # Incoming turns get their connector factory from here, not from
         # create_connector_factory: without this every turn built a new ConnectorClient
         # (about a quarter of a turn's CPU, profiled in bench/RESULTS.md).
+        _check_token_shape(auth_header)
         result = await super().authenticate_request(activity, auth_header)
         if result.connector_factory is not None:
             result.connector_factory = _ReusingConnectorFactory(
@@ -153,7 +293,7 @@ def to_incoming(activity: Activity, correlation_id: str = "") -> Incoming:
     channel_data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
     value = activity.value if isinstance(activity.value, dict) else None
     text = activity.text or ""
-    if activity.type == ActivityTypes.message:
+    if activity.type == ActivityTypes.message and activity.recipient is not None:
         text = TurnContext.remove_recipient_mention(activity) or text
     return Incoming(
         type=activity.type or "",
@@ -175,6 +315,7 @@ def to_incoming(activity: Activity, correlation_id: str = "") -> Incoming:
         event_type=channel_data.get("eventType"),
         reference=reference_of(activity) if conversation else {},
         correlation_id=correlation_id,
+        activity_id=activity.id,
     )
 
 
@@ -234,7 +375,8 @@ class TeamsGateway:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self.adapter = CloudAdapter(_Authentication(settings))
+        self._authentication = _Authentication(settings)
+        self.adapter = CloudAdapter(self._authentication)
         self.adapter.on_turn_error = self._on_turn_error
 
     @property
@@ -274,20 +416,36 @@ class TeamsGateway:
         if service_urls:  # every turn also asks for the (cached) user-token client
             await auth.create_user_token_client(claims)
 
-    async def process(self, body: Any, auth_header: str, handler: TurnHandler) -> web.Response:
+    async def process(self, body: Any, auth_header: str, handler: TurnHandler, *,
+                      undelivered: UndeliveredReplies | None = None) -> web.Response:
         """Run one parsed request body through the adapter (auth, turn, invoke response).
 
         What CloudAdapter.process does, except for how an invoke response is written (below).
+        ``body`` has passed ``bot.edge.read_activity``; ``undelivered`` gets the in-turn
+        replies the Bot Connector did not take, to queue them.
         """
-        activity = Activity().deserialize(body)
+        try:
+            activity = Activity().deserialize(body)
+            incoming = to_incoming(activity, current_correlation_id.get())
+        except Exception as exc:  # msrest's DeserializationError and kin: the client's fault
+            log.info("refused an activity the SDK cannot read (%s)", type(exc).__name__)
+            raise web.HTTPBadRequest() from None
         if not activity.type:
             raise web.HTTPBadRequest()
         try:
-            invoke_response = await self.adapter.process_activity(
-                auth_header, activity, lambda turn_context: self._turn(turn_context, handler))
-        except (jwt.PyJWTError, PermissionError):
-            # A malformed or forged bearer token is an authentication failure, not a crash.
+            authenticated = await self._authentication.authenticate_request(activity,
+                                                                            auth_header)
+        except SigningKeysUnavailable as err:
+            raise web.HTTPServiceUnavailable(
+                headers={"Retry-After": str(int(err.retry_after))}) from None
+        except Exception as exc:
+            # A missing, malformed, expired or forged token (the SDK raises plain
+            # Exceptions for some of these) is an authentication failure, not a crash.
+            log.info("refused a request that did not authenticate (%s)", type(exc).__name__)
             raise web.HTTPUnauthorized() from None
+        invoke_response = await self.adapter.process_activity(
+            authenticated, activity,
+            lambda turn_context: self._turn(turn_context, handler, incoming, undelivered))
         if invoke_response is None:
             return web.Response(status=201)
         try:
@@ -297,8 +455,8 @@ class TeamsGateway:
         return web.Response(text=text, status=invoke_response.status,
                             content_type="application/json")
 
-    async def _turn(self, turn_context: TurnContext, handler: TurnHandler) -> None:
-        incoming = to_incoming(turn_context.activity, current_correlation_id.get())
+    async def _turn(self, turn_context: TurnContext, handler: TurnHandler, incoming: Incoming,
+                    undelivered: UndeliveredReplies | None) -> None:
         reply = await handler(incoming)
         if incoming.is_card_action:
             await self._answer_invoke(turn_context, reply)
@@ -306,9 +464,28 @@ class TeamsGateway:
             await turn_context.send_activity(
                 Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200))
             )
-        if reply:
-            for message in reply.messages:
+        if not reply:
+            return
+        outgoing = list(reply.messages)
+        if reply.card is not None and incoming.type != ActivityTypes.invoke:
+            # A form sent with Action.Submit arrives as a message: there is no clicked card
+            # to replace, so the card (the form with its errors, a summary) comes back as a
+            # new message before any text.
+            outgoing.insert(0, reply.card)
+        for n, message in enumerate(outgoing):
+            try:
                 await turn_context.send_activity(_as_activity(message))
+            except Exception as exc:
+                # The action has happened; only its answer did not get through. Never an
+                # apology for it: the rest of the answer goes through the outbox, in order.
+                error = _delivery_error(exc)
+                log.warning("in-turn reply not taken (%s); %d message(s) handed to the outbox",
+                            error, len(outgoing) - n,
+                            extra={"activity_type": incoming.type})
+                if undelivered is None:
+                    raise
+                await undelivered(incoming, outgoing[n:], error)
+                return
 
     async def _answer_invoke(self, turn_context: TurnContext, reply: Reply | None) -> None:
         # Answered here, not through ActivityHandler.on_adaptive_card_invoke: in
@@ -325,14 +502,25 @@ class TeamsGateway:
         )
 
     async def _on_turn_error(self, turn_context: TurnContext, error: Exception) -> None:
+        """Last resort for a failure outside the turn handler: log it, apologise once.
+
+        Never raises: an apology that cannot be sent either is logged, and an invoke still
+        gets its response (a notice card), so the request never ends in a 5xx.
+        """
         correlation_id = current_correlation_id.get()
-        log.error(
-            "turn failed",
-            exc_info=error,
-            extra={"correlation_id": correlation_id, "activity_type": turn_context.activity.type},
-        )
-        if turn_context.activity.type == ActivityTypes.message:
-            await turn_context.send_activity(turn_broke(correlation_id))
+        kind = turn_context.activity.type
+        log.error("turn failed", exc_info=error,
+                  extra={"correlation_id": correlation_id, "activity_type": kind})
+        try:
+            if kind == ActivityTypes.invoke:
+                if turn_context.turn_state.get(self.adapter._INVOKE_RESPONSE_KEY) is None:
+                    await self._answer_invoke(
+                        turn_context, Reply(card=notice_card(turn_broke(correlation_id))))
+            elif kind == ActivityTypes.message:
+                await turn_context.send_activity(turn_broke(correlation_id))
+        except Exception as exc:
+            log.warning("the apology was not delivered either (%s)", _delivery_error(exc),
+                        extra={"correlation_id": correlation_id})
 
     # ---- proactive -------------------------------------------------------------
 

@@ -34,27 +34,36 @@ class Incoming:
     event_type: str | None = None
     reference: dict[str, Any] = field(default_factory=dict)
     correlation_id: str = ""
+    activity_id: str | None = None
 
     @property
     def is_card_action(self) -> bool:
         return self.type == "invoke" and self.name == "adaptiveCard/action"
 
     @property
+    def _action(self) -> dict[str, Any]:
+        action = self.value.get("action") if self.value else None
+        return action if isinstance(action, dict) else {}
+
+    @property
     def verb(self) -> str | None:
-        """The Action.Execute verb, or the ``verb`` key of an Action.Submit payload."""
-        if self.is_card_action and self.value:
-            action = self.value.get("action") or {}
-            return action.get("verb")
-        if self.type == "message" and self.value:
+        """The Action.Execute verb, or the ``verb`` key of an Action.Submit payload.
+
+        Only ever text: a verb (or an action) of any other shape is no verb at all.
+        """
+        if self.is_card_action:
+            verb = self._action.get("verb")
+        elif self.type == "message" and self.value:
             verb = self.value.get("verb")
-            return verb if isinstance(verb, str) else None
-        return None
+        else:
+            return None
+        return verb if isinstance(verb, str) else None
 
     @property
     def action_data(self) -> dict[str, Any]:
         """Inputs and packed data of a card action, whichever way it arrived."""
-        if self.is_card_action and self.value:
-            data = (self.value.get("action") or {}).get("data") or {}
+        if self.is_card_action:
+            data = self._action.get("data")
             return dict(data) if isinstance(data, dict) else {}
         return dict(self.value or {})
 
@@ -98,3 +107,8 @@ class DeliveryError(Exception):
 
 #: What the gateway calls for each incoming activity (``bot/handler.py`` makes it).
 TurnHandler = Callable[[Incoming], Awaitable[Reply | None]]
+
+#: What the gateway calls with the in-turn replies the Bot Connector did not take (429,
+#: 5xx, a dropped connection): they are queued for the outbox, in order, never dropped.
+UndeliveredReplies = Callable[[Incoming, "list[str | dict[str, Any]]", DeliveryError],
+                              Awaitable[None]]

@@ -77,7 +77,9 @@ def _parse_value(name: str, hint: Any, raw: Any) -> Any:
     if hint is int:
         if isinstance(raw, bool):
             raise PayloadError(name)
-        if isinstance(raw, str) and raw.strip().isdigit() and len(raw.strip()) <= 10:
+        # ASCII digits only: str.isdigit() also accepts "²" and other scripts' digits.
+        if (isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit()
+                and len(raw.strip()) <= 10):
             raw = int(raw.strip())
         if isinstance(raw, int) and 1 <= raw <= ID_MAX:
             return raw

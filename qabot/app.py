@@ -8,7 +8,6 @@ each brings its router and its jobs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import hmac
 import logging
@@ -21,11 +20,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.handler import make_turn_handler
+from bot.edge import Unanswerable, read_activity
+from bot.handler import make_reply_queue, make_turn_handler
 from bot.outbox import OutboxSender
 from bot.router import Router
 from bot.teams import TeamsGateway
-from bot.turn import TurnHandler
+from bot.turn import TurnHandler, UndeliveredReplies
 from flows import (
     actions,
     allocation,
@@ -58,6 +58,7 @@ from store.db import make_engine, make_sessionmaker
 from store.directory import Directory
 from store.models import utcnow
 from store.outbox import OutboxStore
+from store.sender_lock import SenderLock
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
@@ -83,6 +84,7 @@ FLOWS = (welcome, allocation, audit_form, delegation, completion, roster, safegu
 
 SERVICES = web.AppKey("services", Services)
 HANDLER = web.AppKey("turn_handler", TurnHandler)
+UNDELIVERED = web.AppKey("undelivered_replies", UndeliveredReplies)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -120,7 +122,7 @@ def build_services(settings: Settings, framework: Framework | None = None, *,
         outbox_sender = OutboxSender(
             outbox, directory, gateway, tenant_rate=settings.tenant_rate,
             max_attempts=settings.outbox_max_attempts, concurrency=settings.outbox_concurrency,
-            poll_seconds=settings.outbox_poll_seconds, clock=clock)
+            poll_seconds=settings.outbox_poll_seconds, clock=clock, lock=SenderLock(engine))
     return Services(
         settings=settings,
         framework=framework,
@@ -161,13 +163,18 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": "expected application/json"}, status=415)
     started = time.perf_counter()
     try:
-        body = await request.json()
+        # Checked and cleaned before the SDK sees it (bot/edge.py): one JSON object with
+        # answerable addressing, every text storable.
+        body = read_activity(await request.read())
         response = await services.teams.process(body, request.headers.get("Authorization", ""),
-                                                request.app[HANDLER])
+                                                request.app[HANDLER],
+                                                undelivered=request.app[UNDELIVERED])
     except web.HTTPException:
         raise
-    except ValueError:
-        return web.json_response({"error": "malformed activity"}, status=400)
+    except Unanswerable as err:
+        log.info("refused an activity that cannot be answered: %s", err.reason)
+        return web.json_response({"error": "malformed activity", "reason": err.reason},
+                                 status=400)
     activity_type = body.get("type") if isinstance(body, dict) else None
     request.app[METRICS].record_activity(
         activity_type if isinstance(activity_type, str) else None, time.perf_counter() - started)
@@ -250,6 +257,7 @@ def init_app(settings: Settings, *, framework: Framework | None = None,
         # Before the first request: imports, SDK, cards, the pool and one whole turn.
         runtime.warm_up = await warm_up(services, app[HANDLER])
         app[METRICS].warmup_seconds = runtime.warm_up.seconds
+        app[UNDELIVERED] = make_reply_queue(services)
         if settings.local_mode:
             log.warning("local mode: no MicrosoftAppId set, so incoming requests are NOT "
                         "authenticated; use only with the Agents Playground or tests")
@@ -274,14 +282,36 @@ def init_app(settings: Settings, *, framework: Framework | None = None,
         try:
             yield
         finally:
+            # Stop in order: no new jobs or sends; let running jobs and in-flight sends
+            # finish (bounded); then close the database, once nothing uses it.
             stop.set()
-            if scheduler is not None and scheduler.running:  # it may have stopped already
-                scheduler.shutdown(wait=False)
+            clean = True
+            if scheduler is not None:
+                from scheduler.runner import stop_scheduler
+
+                try:
+                    await stop_scheduler(scheduler, seconds=10)
+                except Exception:
+                    clean = False
+                    log.exception("stopping the scheduler failed")
             for task in tasks:
-                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                try:
                     await asyncio.wait_for(task, timeout=10)
-            await services.close()
-            log.info("stopped cleanly")
+                except (TimeoutError, asyncio.CancelledError):
+                    clean = False
+                    log.warning("the outbox sender did not stop in 10 s and was cancelled")
+                except Exception:
+                    clean = False
+                    log.exception("the outbox sender failed while stopping")
+            try:
+                await services.close()
+            except Exception:
+                clean = False
+                log.exception("closing the database failed")
+            if clean:
+                log.info("stopped cleanly")
+            else:
+                log.warning("stopped, not cleanly (see above)")
 
     app.cleanup_ctx.append(context)
     app.router.add_post("/api/messages", messages)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
@@ -132,11 +133,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     framework = _framework(settings)
     _require_migrated(settings)
     port = args.port or settings.port
+    # Bind first: a port in use is one clear line and exit 2, before the scheduler or the
+    # outbox sender has started (run_app started them, then failed to bind, then printed
+    # a traceback after "stopped cleanly").
+    try:
+        sock = _listen(settings.host, port)
+    except OSError as err:
+        _err(f"cannot listen on {settings.host}:{port}: {err.strerror or err}")
+        return 2
     log.info("starting", extra={"port": port, "framework": framework.source,
                                 "database": settings.database_url.split(":", 1)[0]})
-    web.run_app(init_app(settings, framework=framework), host=settings.host, port=port,
+    web.run_app(init_app(settings, framework=framework), sock=sock,
                 shutdown_timeout=15, print=None, access_log=None)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (IPv4 or IPv6, as the host says)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp does
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(False)
+    return sock
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

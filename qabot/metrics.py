@@ -149,6 +149,16 @@ class Metrics:
         if self.warmup_seconds is not None:
             lines += _fixed("warmup_seconds", "Start-up warm-up time (imports, SDK, cards, "
                             "connection pool, one turn).", "gauge", self.warmup_seconds)
+        lines += _fixed("outbox_sender_leader",
+                        "1 while this instance is the tenant's one outbox sender, 0 on standby.",
+                        "gauge", 1 if sender and sender.leader else 0)
+        lines += _fixed("outbox_takeovers_total",
+                        "Times this instance became the outbox sender.",
+                        "counter", sender.takeovers if sender else 0)
+        lines += _fixed("outbox_taken_over_in_flight_total",
+                        "Messages in flight when the previous sender stopped (each may have "
+                        "arrived twice).",
+                        "counter", sender.taken_over_in_flight if sender else 0)
         lines += self.activities.render()
         lines += self.activity_latency.render()
         lines += self.job_runs.render()

@@ -100,6 +100,9 @@ class Settings:
     scheduler_enabled: bool = True
     metrics_token: str = ""
     log_format: str = "json"
+    #: Where the Bot Framework's token-signing keys are described (Bot Framework's own
+    #: setting name); empty: Microsoft's public cloud. For sovereign clouds and tests.
+    openid_metadata_url: str = ""
 
     @property
     def local_mode(self) -> bool:
@@ -144,4 +147,5 @@ class Settings:
             not in ("off", "0", "false", "no"),
             metrics_token=env.get("QABOT_METRICS_TOKEN", "").strip(),
             log_format=log_format,
+            openid_metadata_url=env.get("BotOpenIdMetadata", "").strip(),
         )

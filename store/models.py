@@ -168,6 +168,11 @@ class OutboxMessage(Base):
     # NULL: due at once (a fresh message); set only when a retry is pushed back.
     next_attempt_at: Mapped[datetime | None] = mapped_column()
     lease_until: Mapped[datetime | None] = mapped_column()
+    # Which sender (instance and term) holds the claim; every settle checks it.
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    # Set just before the call to Teams, cleared when settled: a claimed row with it set
+    # may have been delivered by a sender that died.
+    send_started_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column()
     sent_conversation_id: Mapped[str | None] = mapped_column(String(300))

@@ -11,10 +11,13 @@ the same transaction that links them (:func:`release_held_in`), so it is sent as
 they can be reached.
 
 Rows are claimed with a conditional UPDATE (status and lease checked in the WHERE
-clause), which is safe with two service instances on PostgreSQL and with a CLI process
-beside the service on SQLite. A fresh message has no ``next_attempt_at``: it is due at
-once, whatever clock queued it (a job replayed for a day ahead of the machine's clock
-still delivers now).
+clause) that stamps the claiming sender in ``claimed_by``; every later change of a claimed
+row (send started, sent, retried, failed, released) is conditional on that owner, so a
+sender that lost its claim changes nothing and learns so (the functions return False).
+Only the elected sender (store/sender_lock.py) claims; when it dies the next one
+:meth:`OutboxStore.take_over` the rows it held at once, without waiting for their lease.
+A fresh message has no ``next_attempt_at``: it is due at once, whatever clock queued it
+(a job replayed for a day ahead of the machine's clock still delivers now).
 """
 
 from __future__ import annotations
@@ -133,6 +136,14 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class TakeOver:
+    """What a new sender took back: how many rows, and which had a send in flight."""
+
+    released: int
+    in_flight: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class OutboxStatus:
     pending: int
     sending: int
@@ -159,11 +170,13 @@ class OutboxStore:
             return await queue_in(session, Message(message, staff_id, conversation_id,
                                                    dedupe_key, not_before), at=self._clock())
 
-    async def claim(self, now: datetime, limit: int, lease_seconds: float = 120) -> list[Claimed]:
-        """Take up to ``limit`` due messages, oldest first, leased to this process.
+    async def claim(self, now: datetime, limit: int, *, owner: str | None = None,
+                    lease_seconds: float = 120) -> list[Claimed]:
+        """Take up to ``limit`` due messages, oldest first, claimed by ``owner``.
 
         A message waits while an earlier one to the same recipient is undelivered, so a
-        retried message never lets a later one overtake it.
+        retried message never lets a later one overtake it. A row whose lease ran out is
+        due again (its sender stalled); :meth:`start_send` renews the lease per message.
         """
         earlier = aliased(OutboxMessage)
         blocked = (
@@ -201,7 +214,8 @@ class OutboxStore:
                 await session.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.id.in_(candidates), due)
-                    .values(status="sending", lease_until=lease_until)
+                    .values(status="sending", lease_until=lease_until, claimed_by=owner,
+                            send_started_at=None)
                     .returning(OutboxMessage.id, OutboxMessage.staff_id,
                                OutboxMessage.conversation_id, OutboxMessage.activity,
                                OutboxMessage.attempts)
@@ -214,37 +228,43 @@ class OutboxStore:
             key=lambda c: c.id,
         )
 
-    async def mark_sent(self, message_id: int, conversation_id: str, activity_id: str) -> None:
+    async def _settle(self, message_id: int, owner: str, **values: Any) -> bool:
+        """Change a claimed row only while ``owner`` still holds the claim."""
         async with self._sessions.begin() as session:
-            await session.execute(
+            result = await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == message_id)
-                .values(
-                    status="sent",
-                    sent_at=self._clock(),
-                    lease_until=None,
-                    attempts=OutboxMessage.attempts + 1,
-                    sent_conversation_id=conversation_id,
-                    sent_activity_id=activity_id,
-                    last_error=None,
-                )
+                .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending",
+                       OutboxMessage.claimed_by == owner)
+                .values(**values)
+                .execution_options(synchronize_session=False)
             )
+            return bool(result.rowcount)
 
-    async def mark_retry(self, message_id: int, at: datetime, error: str) -> None:
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == message_id)
-                .values(
-                    status="pending",
-                    next_attempt_at=at,
-                    lease_until=None,
-                    attempts=OutboxMessage.attempts + 1,
-                    last_error=error,
-                )
-            )
+    async def start_send(self, message_id: int, *, owner: str, now: datetime,
+                         lease_seconds: float = 120) -> bool:
+        """Just before the call to Teams: still ours? Then renew the lease and say so.
 
-    async def hold(self, message_id: int, staff_id: str) -> bool:
+        False means another sender took the row over: do not send it.
+        """
+        return await self._settle(message_id, owner, send_started_at=now,
+                                  lease_until=now + timedelta(seconds=lease_seconds))
+
+    async def mark_sent(self, message_id: int, conversation_id: str, activity_id: str, *,
+                        owner: str) -> bool:
+        return await self._settle(
+            message_id, owner, status="sent", sent_at=self._clock(), lease_until=None,
+            claimed_by=None, send_started_at=None, attempts=OutboxMessage.attempts + 1,
+            sent_conversation_id=conversation_id, sent_activity_id=activity_id,
+            last_error=None)
+
+    async def mark_retry(self, message_id: int, at: datetime, error: str, *,
+                         owner: str) -> bool:
+        return await self._settle(
+            message_id, owner, status="pending", next_attempt_at=at, lease_until=None,
+            claimed_by=None, send_started_at=None, attempts=OutboxMessage.attempts + 1,
+            last_error=error)
+
+    async def hold(self, message_id: int, staff_id: str, *, owner: str | None = None) -> bool:
         """Hold a claimed message until its recipient is linked; False (and the message is
         due again) when they have been linked since it was claimed.
 
@@ -263,9 +283,12 @@ class OutboxStore:
                 {"status": "pending", "lease_until": None} if linked else
                 {"status": "held", "lease_until": None,
                  "last_error": HELD_REASON.format(staff_id=staff_id)})
+            values |= {"claimed_by": None, "send_started_at": None}
+            mine = [] if owner is None else [OutboxMessage.claimed_by == owner]
             fallback = (await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending")
+                .where(OutboxMessage.id == message_id, OutboxMessage.status == "sending",
+                       *mine)
                 .values(**values)
                 .returning(OutboxMessage.fallback)
             )).scalar_one_or_none()
@@ -284,39 +307,76 @@ class OutboxStore:
                 .where(OutboxMessage.status == "held").group_by(OutboxMessage.staff_id))
             return {str(sid): int(n) for sid, n in rows.all() if sid is not None}
 
-    async def release(self, message_ids: list[int]) -> None:
+    async def release(self, message_ids: list[int], *, owner: str) -> None:
         """Give claimed messages back untouched (an earlier one to them must go first)."""
         if not message_ids:
             return
         async with self._sessions.begin() as session:
             await session.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id.in_(message_ids), OutboxMessage.status == "sending")
-                .values(status="pending", lease_until=None)
+                .where(OutboxMessage.id.in_(message_ids), OutboxMessage.status == "sending",
+                       OutboxMessage.claimed_by == owner)
+                .values(status="pending", lease_until=None, claimed_by=None,
+                        send_started_at=None)
+                .execution_options(synchronize_session=False)
             )
 
-    async def mark_failed(self, message_id: int, error: str, count_attempt: bool = True) -> int:
+    async def mark_failed(self, message_id: int, error: str, count_attempt: bool = True, *,
+                          owner: str | None = None) -> int | None:
         """Give up on a message; its fallback messages (if any) are queued in the same
-        transaction. Returns how many fallback messages were queued."""
+        transaction. ``owner`` None is an operator's doing (no claim checked).
+
+        Returns how many fallback messages were queued, or None when the claim was no longer
+        ``owner``'s (another sender took the row over: nothing changed).
+        """
         now = self._clock()
+        values: dict[str, Any] = dict(
+            status="failed", lease_until=None, claimed_by=None, send_started_at=None,
+            attempts=OutboxMessage.attempts + (1 if count_attempt else 0), last_error=error)
+        where = [OutboxMessage.id == message_id]
+        if owner is not None:
+            where += [OutboxMessage.status == "sending", OutboxMessage.claimed_by == owner]
         async with self._sessions.begin() as session:
-            fallback = (await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == message_id)
-                .values(
-                    status="failed",
-                    lease_until=None,
-                    attempts=OutboxMessage.attempts + (1 if count_attempt else 0),
-                    last_error=error,
-                )
+            row = (await session.execute(
+                update(OutboxMessage).where(*where).values(**values)
                 .returning(OutboxMessage.fallback)
-            )).scalar_one_or_none()
+            )).one_or_none()
+            if row is None:
+                return None
             queued = 0
-            for f in fallback or []:
+            for f in row[0] or []:
                 message = Message(f["body"], f.get("staff_id"), f.get("conversation_id"),
                                   f.get("dedupe_key"))
                 queued += await queue_in(session, message, at=now) is not None
             return queued
+
+    async def take_over(self, owner: str) -> TakeOver:
+        """The new elected sender takes back every row another sender held, at once.
+
+        Only the holder of the sender lock calls this, so any claim not ``owner``'s belongs
+        to a sender that stopped (or lost the lock and is fenced off by ``claimed_by``).
+        Rows whose send had started may already be in the recipient's chat: they are
+        counted and their ids returned, and they are sent again (at least once).
+        """
+        foreign = and_(OutboxMessage.status == "sending",
+                       or_(OutboxMessage.claimed_by.is_(None),
+                           OutboxMessage.claimed_by != owner))
+        async with self._sessions.begin() as session:
+            held = (await session.execute(
+                select(OutboxMessage.id, OutboxMessage.send_started_at)
+                .where(foreign).with_for_update()
+            )).all()
+            if held:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_([r.id for r in held]), foreign)
+                    .values(status="pending", lease_until=None, claimed_by=None,
+                            send_started_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+        return TakeOver(released=len(held),
+                        in_flight=tuple(sorted(r.id for r in held
+                                               if r.send_started_at is not None)))
 
     async def retry_failed(self) -> int:
         """Put every failed message back in the queue (after the cause is fixed)."""

@@ -6,11 +6,12 @@ on a shared CI machine mean nothing, and `make bench` is where they are measured
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from bench import bench_clicks, bench_fanout, bench_nudges
+from bench import bench_clicks, bench_failover, bench_fanout, bench_nudges
 from bench.harness import BenchOptions, Section
 from bench.run import render
 
@@ -45,6 +46,19 @@ async def test_nudges_benchmark_delivers_one_card_a_person_and_replays_nothing(
     assert result["messages"] > 0 and result["outbox"]["sent"] == result["messages"]
     assert result["max_per_person"] == 1 and result["connector"]["duplicates"] == 0
     assert result["replay_new"] == 0
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"),
+                    reason="needs PostgreSQL (two instances are a PostgreSQL deployment)")
+async def test_failover_benchmark_delivers_everything_and_counts_what_came_twice(
+        tmp_path: Path) -> None:
+    opts = BenchOptions(workdir=tmp_path, tiny=True, databases=("postgresql",))
+    section = await bench_failover.run(opts)
+    [result] = section.figures["results"]
+    assert result["outbox"]["sent"] == result["auditors"]
+    assert result["connector"]["duplicates"] <= result["in_flight_taken_over"]
+    assert result["standby_sent_before_kill"] == 0
+    assert result["takeover_s"] is not None and result["elapsed_s"] > 0
 
 
 def test_results_are_assembled_from_sections(opts: BenchOptions) -> None:
