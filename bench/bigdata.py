@@ -29,7 +29,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from qa.framework import Framework
 from qa.framework_file import bundled_framework_path, load_framework
-from store.models import AllocationRun, Audit, AuditAction, Case, DomainGrade, Staff, Team
+from store.models import (
+    AllocationRun,
+    Audit,
+    AuditAction,
+    Case,
+    DomainGrade,
+    Moderation,
+    ModerationDomain,
+    Staff,
+    Team,
+)
 
 DEFAULT_SEED: Final = 20261121
 DEFAULT_END_MONTH: Final = "2026-10"
@@ -102,14 +112,15 @@ class _Writer:
     """Buffers rows per table and flushes them in FK order with executemany."""
 
     ORDER: Final = ("teams", "staff", "cases", "allocation_runs", "audits", "domain_grades",
-                    "audit_actions")
+                    "audit_actions", "moderations", "moderation_domains")
 
     def __init__(self, conn: AsyncConnection, batch: int) -> None:
         self.conn = conn
         self.batch = batch
         self.tables: dict[str, Table] = {
             m.__table__.name: m.__table__  # type: ignore[attr-defined]
-            for m in (Team, Staff, Case, AllocationRun, Audit, DomainGrade, AuditAction)
+            for m in (Team, Staff, Case, AllocationRun, Audit, DomainGrade, AuditAction,
+                      Moderation, ModerationDomain)
         }
         self.buffers: dict[str, list[dict[str, Any]]] = {n: [] for n in self.ORDER}
         self.counts: dict[str, int] = dict.fromkeys(self.ORDER, 0)
@@ -195,7 +206,7 @@ async def generate(
             cases.append((ref, team, area, opened, closed))
         await w.flush()
 
-        audit_id = grade_id = action_id = 0
+        audit_id = grade_id = action_id = moderation_id = 0
         pending: dict[int, int] = {}  # case index -> month index a re-audit is due
         for i in range(months):
             month0 = _month_start(first, i)
@@ -205,6 +216,11 @@ async def generate(
             deadline = allocated_at.astimezone(zone).date() + timedelta(days=21)
             w.add("allocation_runs", {
                 "id": i + 1, "key": f"monthly:{month_key}", "kind": "monthly",
+                "month": month_key, "seed": rng.getrandbits(48), "created_at": allocated_at,
+                "created_by": "bench", "deadline": deadline, "summary": {}})
+            # The month's moderation run (SPEC R10); its rounds follow the audits below.
+            w.add("allocation_runs", {
+                "id": months + i + 1, "key": f"moderation:{month_key}", "kind": "moderation",
                 "month": month_key, "seed": rng.getrandbits(48), "created_at": allocated_at,
                 "created_by": "bench", "deadline": deadline, "summary": {}})
             chosen: dict[int, str] = {}
@@ -244,9 +260,11 @@ async def generate(
                     if rng.random() >= 0.22:
                         answers["celebrate"] = ""
                     safeguarding = rng.random() < (0.08 if rank == len(grades) - 1 else 0.01)
+                    given: list[tuple[str, int]] = []
                     for d in tools[area].domains:
                         dr = min(len(grades) - 1, max(0, rank + rng.choice((-1, 0, 0, 0, 1))))
                         grade_id += 1
+                        given.append((d.key, dr))
                         w.add("domain_grades", {"id": grade_id, "audit_id": audit_id,
                                                 "domain": d.key, "grade": grades[dr]})
                     lo, hi = ACTIONS_BY_RANK[min(rank, len(ACTIONS_BY_RANK) - 1)]
@@ -283,12 +301,17 @@ async def generate(
                     "submitted_by": auditor if done else None, "overall_grade": grade,
                     "outcomes": outcomes, "answers": answers,
                     "safeguarding_concern": safeguarding, "version": 1 if done else 0})
+                if done and (grade in fw.moderation.always
+                             or rng.random() < fw.moderation.rate):
+                    moderation_id += 1
+                    _moderate(w, rng, moderation_id, months + i + 1, audit_id, auditor, team,
+                              auditors, grades, rank, given, submitted_at, now, zone)
             if w.full():
                 await w.flush()
         await w.flush()
         if conn.dialect.name == "postgresql":
             for table in ("teams", "allocation_runs", "audits", "domain_grades",
-                          "audit_actions"):
+                          "audit_actions", "moderations"):
                 await conn.execute(text(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                     f"(SELECT coalesce(max(id), 1) FROM {table}))"))
@@ -302,6 +325,41 @@ async def generate(
     return GenStats(years=years, first_month=f"{first.year}-{first.month:02d}",
                     last_month=f"{last_month.year}-{last_month.month:02d}",
                     rows=dict(w.counts), seconds=clock.perf_counter() - started)
+
+
+def _moderate(w: _Writer, rng: random.Random, moderation_id: int, run_id: int, audit_id: int,
+              auditor: str, team: int, auditors: list[tuple[str, int]], grades: list[str],
+              rank: int, given: list[tuple[str, int]], submitted_at: datetime, now: datetime,
+              zone: ZoneInfo) -> None:
+    """One moderation round: most agree, about one in six regrades (one grade up or down,
+    overall and a domain or two), the latest ones still to decide."""
+    while True:
+        moderator, moderator_team = rng.choice(auditors)
+        if moderator != auditor and moderator_team != team:
+            break
+    decided_at = submitted_at + timedelta(days=rng.randint(8, 30), hours=rng.randint(0, 6))
+    allocated_at = submitted_at + timedelta(days=rng.randint(1, 7))
+    row: dict[str, Any] = {
+        "id": moderation_id, "run_id": run_id, "audit_id": audit_id, "round": 1,
+        "moderator_id": moderator, "status": "allocated", "allocated_at": allocated_at,
+        "due_on": (allocated_at + timedelta(days=14)).astimezone(zone).date(),
+        "decided_at": None, "decided_by": None, "auditor_overall": grades[rank],
+        "overall_grade": None, "reason": None}
+    if decided_at < now:
+        regrade = rng.random() < 0.16
+        moved = min(len(grades) - 1, max(0, rank + rng.choice((-1, 1, 1)))) if regrade else rank
+        regrade = moved != rank
+        row |= {"status": "regraded" if regrade else "agreed", "decided_at": decided_at,
+                "decided_by": moderator, "overall_grade": grades[moved],
+                "reason": "Evidence on the record does not support the grade." if regrade
+                else None}
+        for key, dr in given:
+            shift = moved - rank if regrade and rng.random() < 0.5 else 0
+            mr = min(len(grades) - 1, max(0, dr + shift))
+            w.add("moderation_domains", {"moderation_id": moderation_id, "domain": key,
+                                         "auditor_grade": grades[dr],
+                                         "moderator_grade": grades[mr]})
+    w.add("moderations", row)
 
 
 def counts_line(stats: GenStats) -> str:

@@ -135,6 +135,20 @@ def digest_text(view: DigestView) -> str:
               f"  Raised in the {w}: {figure(a.raised)}",
               f"  Done on time: {figure(a.done_on_time)}; done late: {figure(a.done_late)}",
               f"  Overdue: {figure(a.overdue)}; open, not yet due: {figure(a.not_yet_due)}"]
+    if view.escalations is not None:
+        e = view.escalations
+        lines += ["", "ESCALATIONS OPEN",
+                  f"  Cases tracked to Good (remedial plan): {figure(e.tracked)}; plans past "
+                  f"due: {figure(e.plans_overdue)}",
+                  f"  Actions escalated past their owner: {figure(e.actions_escalated)}; "
+                  f"safeguarding alerts not acknowledged: {figure(e.alerts_unacknowledged)}"]
+    if view.moderation is not None:
+        m = view.moderation
+        lines += ["", "MODERATION",
+                  f"  Moderated in the {w}: {figure(m.decided)} (agreed {figure(m.agreed)}, "
+                  f"regraded {figure(m.regraded)}, returned for rework {figure(m.returned)})",
+                  f"  Agreement with the auditor's grade: {percent(m.agreement)}; waiting for "
+                  f"a moderator: {figure(m.waiting)}"]
     if view.reaudits:
         lines += ["", "RE-AUDITS"]
         lines += _table(("Last graded", "Within", "Overdue", f"Due next {w}"),
@@ -264,6 +278,22 @@ def digest_card(view: DigestView) -> dict[str, Any]:
         ("Overdue", figure(a.overdue)),
         ("Open, not yet due", figure(a.not_yet_due)),
     ])]
+    if view.escalations is not None:
+        e = view.escalations
+        body += [_heading("Escalations open"), _facts([
+            ("Cases tracked to Good", figure(e.tracked)),
+            ("Remedial plans past due", figure(e.plans_overdue)),
+            ("Actions escalated past their owner", figure(e.actions_escalated)),
+            ("Safeguarding alerts not acknowledged", figure(e.alerts_unacknowledged)),
+        ])]
+    if view.moderation is not None:
+        m = view.moderation
+        body += [_heading("Moderation"), _facts([
+            (f"Moderated in the {w}", figure(m.decided)),
+            ("Agreed with the auditor", f"{figure(m.agreed)} ({percent(m.agreement)})"),
+            ("Regraded", figure(m.regraded)),
+            ("Returned for rework", figure(m.returned)),
+        ])]
     if view.reaudits:
         body += [_heading("Re-audits"), _facts(
             (f"{r.label} (within {r.months} months)",

@@ -25,7 +25,7 @@ __all__ = ["SECTIONS", "report_docx"]
 SECTIONS: Final = (
     "Headline figures", "Audit completion", "Grades", "Domains", "Themes",
     "Outstanding practice to celebrate", "Actions", "Re-audits", "Thematic audits",
-    "About these figures",
+    "Escalations", "Moderation", "About these figures",
 )
 _COLOURS: Final = ("#2e7d32", "#1565c0", "#ef6c00", "#c62828", "#6a1b9a", "#00838f")
 
@@ -174,9 +174,33 @@ def report_docx(view: DigestView) -> bytes:
         _table(doc, header[:3], [r[:3] for r in rows])
 
     doc.add_heading(SECTIONS[9], level=1)
+    doc.add_paragraph(f"Open at the end of the {view.kind}.")
+    if view.escalations is not None:
+        e = view.escalations
+        _table(doc, ("Escalations", "Figure"), [
+            ("Cases tracked to Good (remedial plan open)", figure(e.tracked)),
+            ("Remedial plans past due", figure(e.plans_overdue)),
+            ("Actions escalated past their owner", figure(e.actions_escalated)),
+            ("Safeguarding alerts not acknowledged", figure(e.alerts_unacknowledged)),
+        ])
+
+    doc.add_heading(SECTIONS[10], level=1)
+    if view.moderation is not None:
+        m = view.moderation
+        doc.add_paragraph(f"Agreement with the auditor's grade: {percent(m.agreement)}.")
+        _table(doc, ("Moderation", "Figure"), [
+            (f"Moderated in the {view.kind}", figure(m.decided)),
+            ("Agreed with the auditor", figure(m.agreed)),
+            ("Regraded (the moderator's grade is final)", figure(m.regraded)),
+            ("Returned for rework", figure(m.returned)),
+            ("Waiting for a moderator", figure(m.waiting)),
+        ])
+
+    doc.add_heading(SECTIONS[11], level=1)
     doc.add_paragraph(FOOTNOTE)
     doc.add_paragraph("The monthly sample is the monthly allocation's audits (random and "
-                      "re-audits); thematic audits are reported apart. Grades are final grades.")
+                      "re-audits); thematic audits are reported apart. Grades are final "
+                      "grades: a moderator's where a moderator regraded the audit.")
     out = io.BytesIO()
     doc.save(out)
     return out.getvalue()

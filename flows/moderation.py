@@ -662,12 +662,10 @@ async def calibration(services: Services, *, since: date) -> CalibrationView:
     titles = {d.key: d.title for t in fw.tools.values() for d in t.domains}
     rank = {g.key: g.rank for g in fw.grades}
     async with services.sessions() as session:
-        raw = await stored.domain_pairs(session, since=local_midnight_utc(since, fw.zone))
-        ids = {r[0] for r in raw}
+        pairs = await stored.grade_pairs(session, rank, since=local_midnight_utc(since, fw.zone))
+        ids = {p.auditor_id for p in pairs}
         names = {s.staff_id: s.name for s in await session.scalars(
             select(Staff).where(Staff.staff_id.in_(ids)))}
-    pairs = [rules.GradePair(a, d, i, rank[g], rank[m]) for a, d, i, g, m in raw
-             if g in rank and m in rank]
     rows = rules.calibrate(pairs)
     auditors: dict[str, list[rules.Calibration]] = defaultdict(list)
     for c in rows:

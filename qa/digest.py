@@ -96,6 +96,34 @@ class ActionProgress:
 
 
 @dataclass(frozen=True)
+class ModerationCount:
+    """Moderation rounds decided in the period (SPEC R10): agreed, regraded, returned for
+    rework; and rounds still waiting for their moderator at its end."""
+
+    agreed: int = 0
+    regraded: int = 0
+    returned: int = 0
+    waiting: int = 0
+
+    @property
+    def decided(self) -> int:
+        return self.agreed + self.regraded + self.returned
+
+
+@dataclass(frozen=True)
+class EscalationCount:
+    """What is escalated and not yet resolved at the end of the period: cases tracked to
+    Good (an open remedial plan), remedial plans past their due date without a plan, open
+    actions overdue long enough to have gone past their owner (by the ladder's
+    ``step_days``), and safeguarding alerts nobody has acknowledged."""
+
+    tracked: int = 0
+    plans_overdue: int = 0
+    actions_escalated: int = 0
+    alerts_unacknowledged: int = 0
+
+
+@dataclass(frozen=True)
 class ReauditCount:
     """Re-audits owed at the end of the period for cases last graded ``grade``."""
 
@@ -171,6 +199,8 @@ class Digest:
     themes: tuple[ThemeCount, ...] = ()
     emerging: tuple[Phrase, ...] = ()
     thematic: tuple[ThematicRun, ...] = ()
+    moderation: ModerationCount = field(default_factory=ModerationCount)
+    escalations: EscalationCount = field(default_factory=EscalationCount)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -302,6 +332,24 @@ class ActionsView:
 
 
 @dataclass(frozen=True)
+class ModerationView:
+    decided: Figure
+    agreed: Figure
+    regraded: Figure
+    returned: Figure
+    waiting: Figure
+    agreement: float | None  # agreed of agreed + regraded, when both are shown
+
+
+@dataclass(frozen=True)
+class EscalationsView:
+    tracked: Figure
+    plans_overdue: Figure
+    actions_escalated: Figure
+    alerts_unacknowledged: Figure
+
+
+@dataclass(frozen=True)
 class DigestView:
     """The digest as a channel may show it: every count a :class:`Figure`."""
 
@@ -328,6 +376,8 @@ class DigestView:
     themes: tuple[ThemeRow, ...]
     emerging: tuple[str, ...]
     thematic: tuple[ThematicView, ...] = field(default=())
+    moderation: ModerationView | None = None
+    escalations: EscalationsView | None = None
 
 
 def _grade_label(framework: Framework, key: str) -> str:
@@ -414,8 +464,21 @@ def channel_view(d: Digest, framework: Framework) -> DigestView:
         p.add(("run", run.key, "a"), run.allocated)
         p.add(("run", run.key, "c"), run.completed)
         b.dist(("run", run.key), run.grades)
+    m = d.moderation
+    p.add(("moderation", "decided"), m.decided)
+    p.total(("moderation", "decided"), [p.add(("moderation", k), v) for k, v in (
+        ("agreed", m.agreed), ("regraded", m.regraded), ("returned", m.returned))])
+    p.add(("moderation", "waiting"), m.waiting)
+    e = d.escalations
+    for key, value in (("tracked", e.tracked), ("plans_overdue", e.plans_overdue),
+                       ("actions", e.actions_escalated), ("alerts", e.alerts_unacknowledged)):
+        p.add(("escalation", key), value)
     b.fig = p.protect()
     f = b.fig
+    agreed, regraded = f[("moderation", "agreed")], f[("moderation", "regraded")]
+    # agreement = agreed of the rounds that were graded (agreed or regraded), shown only
+    # when both counts are: their sum then discloses nothing more.
+    both = agreed.shown and regraded.shown
     return DigestView(
         authority=framework.authority,
         period=d.period,
@@ -449,6 +512,13 @@ def channel_view(d: Digest, framework: Framework) -> DigestView:
                                     f[("run", run.key, "c")],
                                     b.dist_view(("run", run.key), run.grades))
                        for run in d.thematic),
+        moderation=ModerationView(
+            f[("moderation", "decided")], agreed, regraded, f[("moderation", "returned")],
+            f[("moderation", "waiting")],
+            share(agreed, Figure(agreed.value + regraded.value)) if both else None),
+        escalations=EscalationsView(
+            f[("escalation", "tracked")], f[("escalation", "plans_overdue")],
+            f[("escalation", "actions")], f[("escalation", "alerts")]),
     )
 
 

@@ -20,13 +20,19 @@ same answer whenever it is computed (the job that posts it can run twice safely)
 * submitted: audits submitted during the period, whatever month they were allocated in;
   the grade distributions, "celebrate" and safeguarding counts are over these, so each
   audit is counted in exactly one period;
-* grades are the FINAL grades (``store/grading.py``: today the auditor's, later the
-  moderator's where an audit was moderated);
+* grades are the FINAL grades (``store/grading.py``: the moderator's where a moderator
+  regraded the audit, else the auditor's);
 * teams: ``teams`` is the case's team, ``auditor_teams`` the auditor's (see qa/digest.py);
 * actions: open at the end of the period, overdue then (due before that day; for a period
   still running, due before today),
   and done during the period on time or late (on time = done by the end of the due date,
   taken in UTC: up to an hour's grace in British Summer Time);
+* moderation: rounds decided during the period (agreed, regraded, returned for rework) and
+  rounds waiting for their moderator at its end; agreement = agreed of agreed + regraded;
+* escalations open at the end of the period: cases tracked to Good (an open remedial
+  plan), remedial plans past due with no plan, open actions overdue by the ladder's
+  ``step_days`` or more (their owner's manager has been told), unacknowledged
+  safeguarding alerts;
 * re-audits: cases whose latest submitted audit by the end of the period was graded with a
   ``reaudit_months`` grade (Inadequate, Requires Improvement), the case not closed by then;
   overdue when the re-audit date (submission date + N months) is on or before the period's
@@ -37,7 +43,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Date, Integer, and_, case, cast, exists, func, literal_column, or_, select
@@ -50,7 +56,9 @@ from qa.digest import (
     Digest,
     Distribution,
     DomainDistribution,
+    EscalationCount,
     GradeCount,
+    ModerationCount,
     Phrase,
     ReauditCount,
     ThematicRun,
@@ -63,7 +71,17 @@ from qa.periods import Period, local_date, local_midnight_utc, shift_month
 from qa.themes import theme_text, themes_raised
 from store.completion import NO_TEAM_LABEL
 from store.grading import final_domain_grades, final_overall_grade
-from store.models import AllocationRun, Audit, AuditAction, Case, Staff, Team
+from store.models import (
+    AllocationRun,
+    Audit,
+    AuditAction,
+    Case,
+    Moderation,
+    Remedial,
+    SafeguardingAlert,
+    Staff,
+    Team,
+)
 
 __all__ = [
     "ActionProgress", "Digest", "Distribution", "DomainDistribution", "GradeCount", "Phrase",
@@ -202,6 +220,45 @@ async def _actions(session: AsyncSession, start: datetime, end: datetime, end_da
     _, raised, open_, overdue, on_time_n, late = (int(v or 0) for v in row)
     return ActionProgress(raised=raised, open=open_, overdue=overdue,
                           done_on_time=on_time_n, done_late=late)
+
+
+async def _moderation(session: AsyncSession, start: datetime, end: datetime) -> ModerationCount:
+    """Rounds decided in [start, end) by outcome; rounds allocated before ``end`` and not
+    decided by then."""
+    m = Moderation
+    decided = {status: int(n) for status, n in (await session.execute(
+        select(m.status, func.count()).where(m.decided_at >= start, m.decided_at < end)
+        .group_by(m.status))).all()}
+    waiting = int(await session.scalar(
+        select(func.count()).select_from(m)
+        .where(m.allocated_at < end, or_(m.decided_at.is_(None), m.decided_at >= end))) or 0)
+    return ModerationCount(agreed=decided.get("agreed", 0), regraded=decided.get("regraded", 0),
+                           returned=decided.get("returned", 0), waiting=waiting)
+
+
+async def _escalations(session: AsyncSession, framework: Framework, end: datetime,
+                       end_day: date) -> EscalationCount:
+    """As of ``end``: cases on the tracking list (an open remedial plan row), plans past
+    their due date with no plan recorded, open actions overdue by the ladder's
+    ``step_days`` or more (their owner's manager has been told), alerts not acknowledged."""
+    r, a, s = Remedial, AuditAction, SafeguardingAlert
+    open_remedial = and_(r.created_at < end, or_(r.closed_at.is_(None), r.closed_at >= end))
+    tracked, plans_overdue = (int(v or 0) for v in (await session.execute(
+        select(func.count(func.distinct(r.case_ref)),
+               func.sum(_flag(and_(r.due_on < end_day,
+                                   or_(r.plan_at.is_(None), r.plan_at >= end)))))
+        .where(open_remedial))).one())
+    past = end_day - timedelta(days=framework.escalation.step_days)
+    escalated = int(await session.scalar(
+        select(func.count()).select_from(a)
+        .where(a.status.not_in(sorted(ACTION_CLOSED_UNDONE)), a.created_at < end,
+               or_(a.done_at.is_(None), a.done_at >= end), a.due_on < past)) or 0)
+    alerts = int(await session.scalar(
+        select(func.count()).select_from(s)
+        .where(s.raised_at < end,
+               or_(s.acknowledged_at.is_(None), s.acknowledged_at >= end))) or 0)
+    return EscalationCount(tracked=tracked, plans_overdue=plans_overdue,
+                           actions_escalated=escalated, alerts_unacknowledged=alerts)
 
 
 async def _reaudits(session: AsyncSession, framework: Framework, period: Period,
@@ -383,6 +440,8 @@ async def compute_digest(sessions: async_sessionmaker[AsyncSession], framework: 
         celebrate_by_team, safeguarding = await _celebrations(session, start, end)
         current_texts, previous_texts = await _texts(session, prev_start, start, end)
         thematic = await _thematic(session, framework, p, start, end)
+        moderation = await _moderation(session, start, end)
+        escalations = await _escalations(session, framework, end, end_day)
         names = list((await session.scalars(select(Staff.name))).all()) if phrases else []
 
     grades: dict[bool, dict[str, int]] = {True: {}, False: {}}
@@ -439,4 +498,6 @@ async def compute_digest(sessions: async_sessionmaker[AsyncSession], framework: 
         themes=_theme_counts(framework, current_texts, previous_texts),
         emerging=emerging,
         thematic=thematic,
+        moderation=moderation,
+        escalations=escalations,
     )

@@ -1,4 +1,6 @@
-"""Export of audits, domain grades and actions (SPEC R13) for self-evaluation and Ofsted.
+"""Export of audits, domain grades, actions, Part B, moderations and auditor calibration
+(SPEC R10, R13) for self-evaluation and Ofsted. Grades come with the final grade beside the
+auditor's (``store/grading.py``: a moderator's regrade is final).
 
 The export holds case references and action text, so it goes to authorised people only,
 never to a channel. It pages through each table by primary key (keyset pagination: one short
@@ -23,12 +25,15 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from qa.framework import Framework
+from qa.moderation import OVERALL, calibrate
 from qa.periods import month_key, shift_month
-from store.models import Audit, AuditAction, DomainGrade, PartB, Team
+from store.grading import final_domain_grades, final_overall_grade
+from store.models import Audit, AuditAction, DomainGrade, Moderation, PartB, Staff, Team
+from store.moderation import grade_pairs
 
 BATCH: Final = 2000
 FORMATS: Final = ("csv", "xlsx")
@@ -45,14 +50,26 @@ AUDIT_COLUMNS: Final = (
     "audit_id", "case_ref", "month", "team", "area", "tool", "reason", "auditor_id",
     "status", "allocated_at_utc", "deadline", "submitted_at_utc", "overall_grade",
     "overall_grade_label", "outcomes", "safeguarding_concern", *(c for c, _ in FINDINGS),
+    "final_overall_grade", "final_overall_grade_label",
 )  # fmt: skip
 #: Free-text columns: wide in the workbook so they can be read.
 _WIDE: Final = frozenset({"what", "strengths", "worries", "needs_to_be_better",
                           "what_the_child_and_family_said", "practice_to_celebrate",
-                          "done_note", "extension_reason", "disagree_reason", "reflections"})
+                          "done_note", "extension_reason", "disagree_reason", "reflections",
+                          "reason"})
 DOMAIN_COLUMNS: Final = (
     "audit_id", "case_ref", "month", "team", "area", "domain", "domain_title", "grade",
-    "grade_label",
+    "grade_label", "final_grade", "final_grade_label",
+)  # fmt: skip
+MODERATION_COLUMNS: Final = (
+    "moderation_id", "audit_id", "case_ref", "month", "team", "round", "moderator_id",
+    "status", "allocated_at_utc", "due_on", "decided_at_utc", "decided_by",
+    "auditor_overall_grade", "moderated_overall_grade", "reason",
+)  # fmt: skip
+CALIBRATION_COLUMNS: Final = (
+    "auditor_id", "auditor_name", "domain", "domain_title", "moderated_audits",
+    "moderated_grades", "agreed", "agreement_rate", "auditor_graded_higher",
+    "auditor_graded_lower", "tendency", "enough_to_judge",
 )  # fmt: skip
 ACTION_COLUMNS: Final = (
     "action_id", "audit_id", "case_ref", "month", "team", "seq", "what", "owner_id", "due_on",
@@ -227,32 +244,50 @@ def _audit_rows(labels: _Labels) -> tuple[Select[Any], Any, Callable[[Any], tupl
         Audit.id, Audit.case_ref, Audit.month, Team.name, Audit.area, Audit.tool, Audit.reason,
         Audit.auditor_id, Audit.status, Audit.allocated_at, Audit.deadline, Audit.submitted_at,
         Audit.overall_grade, Audit.outcomes, Audit.safeguarding_concern, Audit.answers,
+        final_overall_grade(Audit),
     ).join(Team, Team.id == Audit.team_id)
 
     def shape(r: Any) -> tuple[Any, ...]:
-        grade = r[12]
+        grade, final = r[12], r[16]
         answers = r[15] if isinstance(r[15], dict) else {}
         findings = tuple(_answer(answers.get(key)) for _, key in FINDINGS)
         return (*r[:13], labels.grades.get(grade, grade) if grade else None, r[13], r[14],
-                *findings)
+                *findings, final, labels.grades.get(final, final) if final else None)
 
     return stmt, Audit.id, shape
 
 
 def _domain_rows(labels: _Labels) -> tuple[Select[Any], Any, Callable[[Any], tuple[Any, ...]]]:
+    final = final_domain_grades("export_final")
     stmt = (
         select(DomainGrade.id, Audit.id, Audit.case_ref, Audit.month, Team.name, Audit.area,
-               DomainGrade.domain, DomainGrade.grade)
+               DomainGrade.domain, DomainGrade.grade, final.c.grade)
         .join(Audit, Audit.id == DomainGrade.audit_id)
         .join(Team, Team.id == Audit.team_id)
+        .join(final, and_(final.c.audit_id == DomainGrade.audit_id,
+                          final.c.domain == DomainGrade.domain))
     )
 
     def shape(r: Any) -> tuple[Any, ...]:
-        _, audit_id, ref, month, team, area, domain, grade = r
+        _, audit_id, ref, month, team, area, domain, grade, final_grade = r
         return (audit_id, ref, month, team, area, domain, labels.domains.get(domain, domain),
-                grade, labels.grades.get(grade, grade))
+                grade, labels.grades.get(grade, grade), final_grade,
+                labels.grades.get(final_grade, final_grade))
 
     return stmt, DomainGrade.id, shape
+
+
+def _moderation_rows(_labels: _Labels) -> tuple[Select[Any], Any,
+                                                 Callable[[Any], tuple[Any, ...]]]:
+    m = Moderation
+    stmt = (
+        select(m.id, m.audit_id, Audit.case_ref, Audit.month, Team.name, m.round,
+               m.moderator_id, m.status, m.allocated_at, m.due_on, m.decided_at, m.decided_by,
+               m.auditor_overall, m.overall_grade, m.reason)
+        .join(Audit, Audit.id == m.audit_id)
+        .join(Team, Team.id == Audit.team_id)
+    )
+    return stmt, m.id, tuple
 
 
 def _answer(value: Any) -> Any:
@@ -291,7 +326,24 @@ _TABLES: Final = (
     ("domain_grades", DOMAIN_COLUMNS, _domain_rows),
     ("actions", ACTION_COLUMNS, _action_rows),
     ("part_b", PART_B_COLUMNS, _part_b_rows),
+    ("moderations", MODERATION_COLUMNS, _moderation_rows),
 )
+
+
+async def _calibration(sessions: async_sessionmaker[AsyncSession], labels: _Labels,
+                       framework: Framework | None, since: date | None,
+                       until: date | None) -> list[tuple[Any, ...]]:
+    """Per auditor and domain (and overall): the calibration the QA team's ``calibration``
+    shows, over the moderated audits of the exported months."""
+    ranks = {g.key: g.rank for g in framework.grades} if framework is not None else {}
+    async with sessions() as session:
+        pairs = await grade_pairs(session, ranks, audit_months=(
+            _ceil_month(since) if since else None, _ceil_month(until) if until else None))
+        names = dict((await session.execute(select(Staff.staff_id, Staff.name))).all())
+    return [(c.auditor_id, names.get(c.auditor_id, c.auditor_id), c.domain,
+             "Overall" if c.domain == OVERALL else labels.domains.get(c.domain, c.domain),
+             c.audits, c.grades, c.agreed, round(c.agreement, 3), c.higher, c.lower, c.tendency,
+             c.enough) for c in calibrate(pairs)]
 
 
 async def _copy(sessions: async_sessionmaker[AsyncSession], stmt: Select[Any], key: Any,
@@ -324,7 +376,8 @@ async def export(
     framework: Framework | None = None,
     batch: int = BATCH,
 ) -> dict[str, Path]:
-    """Write audits, domain grades and actions; returns {"audits"|"domain_grades"|"actions": path}.
+    """Write every table; returns {table name: path} (audits, domain_grades, actions, part_b,
+    moderations, calibration).
 
     ``since`` (inclusive) and ``until`` (exclusive) select audits by their allocation month
     (a month counts when its first day is in range: 2025-04-01 to 2026-04-01 is a financial
@@ -356,6 +409,15 @@ async def export(
             await asyncio.to_thread(book.abort if book is not None else sink.abort)
             raise
         await asyncio.to_thread(sink.close)
+    rows = await _calibration(sessions, labels, framework, since, until)
+    if book is not None:
+        sink = book.sheet("calibration", CALIBRATION_COLUMNS)
+        paths["calibration"] = book.path
+    else:
+        sink = await asyncio.to_thread(_CsvSink, out / "calibration.csv", CALIBRATION_COLUMNS)
+        paths["calibration"] = out / "calibration.csv"
+    await asyncio.to_thread(sink.write, rows)
+    await asyncio.to_thread(sink.close)
     if book is not None:
         await asyncio.to_thread(book.close)
     return paths

@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from qa.errors import Code, NotFound
+from qa.moderation import GradePair
 from store.audit_log import record
 from store.models import (
     Audit,
@@ -39,6 +40,7 @@ __all__ = [
     "candidates",
     "decide",
     "domain_pairs",
+    "grade_pairs",
     "insert_round",
     "latest_round",
     "moderation",
@@ -208,14 +210,21 @@ async def pending(session: AsyncSession, *, due_on: date | None = None,
 
 
 async def domain_pairs(session: AsyncSession, *, since: datetime | None = None,
-                       until: datetime | None = None) -> list[tuple[Any, ...]]:
+                       until: datetime | None = None,
+                       audit_months: tuple[str | None, str | None] = (None, None)
+                       ) -> list[tuple[Any, ...]]:
     """Every moderated grade: (auditor id, domain, audit id, auditor's, moderator's), with
-    the overall grade as the domain ``overall``; decided rounds only."""
+    the overall grade as the domain ``overall``; decided rounds only, decided in
+    [since, until) and of audits allocated in the months [audit_months) when given."""
     where = [Moderation.status.in_(DECIDED)]
     if since is not None:
         where.append(Moderation.decided_at >= since)
     if until is not None:
         where.append(Moderation.decided_at < until)
+    if audit_months[0] is not None:
+        where.append(Audit.month >= audit_months[0])
+    if audit_months[1] is not None:
+        where.append(Audit.month < audit_months[1])
     grader = func.coalesce(Audit.submitted_by, Audit.auditor_id)
     domains = (await session.execute(
         select(grader, ModerationDomain.domain, Moderation.audit_id,
@@ -228,3 +237,14 @@ async def domain_pairs(session: AsyncSession, *, since: datetime | None = None,
         .where(*where, Moderation.auditor_overall.is_not(None),
                Moderation.overall_grade.is_not(None)))).all()
     return [tuple(r) for r in domains] + [(a, "overall", i, g, m) for a, i, g, m in overall]
+
+
+async def grade_pairs(session: AsyncSession, ranks: Mapping[str, int], *,
+                      since: datetime | None = None,
+                      audit_months: tuple[str | None, str | None] = (None, None)
+                      ) -> list[GradePair]:
+    """:func:`domain_pairs` as calibration reads them: grades as ranks (0 the best), grades
+    the framework no longer has left out."""
+    raw = await domain_pairs(session, since=since, audit_months=audit_months)
+    return [GradePair(a, d, i, ranks[g], ranks[m]) for a, d, i, g, m in raw
+            if g in ranks and m in ranks]

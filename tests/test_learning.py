@@ -30,7 +30,19 @@ from qa.framework_file import DEFAULT_THEMES, bundled_framework_path, load_frame
 from qa.periods import Period, add_months, local_date, local_midnight_utc
 from qa.themes import theme_text, themes_raised
 from reports.digest import compute_digest
-from store.models import AllocationRun, Audit, AuditAction, Case, DomainGrade, Staff, Team
+from store.models import (
+    AllocationRun,
+    Audit,
+    AuditAction,
+    Case,
+    DomainGrade,
+    Moderation,
+    ModerationDomain,
+    Remedial,
+    SafeguardingAlert,
+    Staff,
+    Team,
+)
 from tests.channel_scan import Known, problems_in
 
 LONDON = ZoneInfo("Europe/London")
@@ -113,6 +125,22 @@ async def year(ctx: Any) -> Any:
                         overall_grade=("good" if i < 6 else "requires_improvement")
                         if done else None,
                         answers={"worries": "Domestic abuse not in the plan"} if done else None))
+        # Escalations: remedial plans in every state, alerts acknowledged or not.
+        poor = (await s.scalars(select(Audit).where(Audit.overall_grade == "inadequate",
+                                                    Audit.month.in_(["2026-07", "2026-08"]))
+                                .order_by(Audit.id).limit(12))).all()
+        for i, a in enumerate(poor):
+            raised = a.submitted_at
+            s.add(Remedial(audit_id=a.id, case_ref=a.case_ref, grade="inadequate",
+                           created_at=raised, due_on=raised.date() + timedelta(days=7),
+                           plan="Weekly review." if i % 3 == 0 else None,
+                           plan_at=raised + timedelta(days=3) if i % 3 == 0 else None,
+                           closed_at=raised + timedelta(days=40) if i % 4 == 0 else None))
+            s.add(SafeguardingAlert(audit_id=a.id, case_ref=a.case_ref, raised_by=a.auditor_id,
+                                    raised_at=raised, rung=0, rung_at=raised,
+                                    acknowledged_by=a.auditor_id if i % 2 else None,
+                                    acknowledged_at=raised + timedelta(days=i) if i % 2
+                                    else None))
     return ctx
 
 
@@ -142,10 +170,33 @@ def _independent(rows: dict[str, list[Any]], fw: Framework, period: Period,
             out[key][(unit, "c")] += done(a)
     cur = [a for a in sample if done(a) and a.submitted_at >= start]
     prev = [a for a in sample if done(a) and prev_start <= a.submitted_at < start]
-    out["grades"] = Counter(a.overall_grade for a in cur)
-    out["previous_grades"] = Counter(a.overall_grade for a in prev)
+    # Final grades: a moderator's regrade replaces the auditor's (overall and per domain).
+    regraded = {m.id: m for m in rows["moderations"] if m.status == "regraded"}
+    final = {m.audit_id: m.overall_grade for m in regraded.values()}
+    final_domain = {(regraded[d.moderation_id].audit_id, d.domain): d.moderator_grade
+                    for d in rows["moderation_domains"] if d.moderation_id in regraded}
+    grade_of = lambda a: final.get(a.id, a.overall_grade)  # noqa: E731
+    out["grades"] = Counter(grade_of(a) for a in cur)
+    out["previous_grades"] = Counter(grade_of(a) for a in prev)
     ids = {a.id for a in cur}
-    out["domains"] = Counter((g.domain, g.grade) for g in rows["domain_grades"] if g.audit_id in ids)
+    out["domains"] = Counter((g.domain, final_domain.get((g.audit_id, g.domain), g.grade))
+                             for g in rows["domain_grades"] if g.audit_id in ids)
+    decided = Counter(m.status for m in rows["moderations"]
+                      if m.decided_at is not None and start <= m.decided_at < end)
+    out["moderation"] = {
+        "agreed": decided["agreed"], "regraded": decided["regraded"],
+        "returned": decided["returned"],
+        "waiting": sum(m.allocated_at < end and (m.decided_at is None or m.decided_at >= end)
+                       for m in rows["moderations"])}
+    open_plans = [r for r in rows["remedial"]
+                  if r.created_at < end and (r.closed_at is None or r.closed_at >= end)]
+    out["escalations"] = {
+        "tracked": len({r.case_ref for r in open_plans}),
+        "plans_overdue": sum(r.due_on < end_day and (r.plan_at is None or r.plan_at >= end)
+                             for r in open_plans),
+        "alerts": sum(x.raised_at < end and (x.acknowledged_at is None
+                                              or x.acknowledged_at >= end)
+                      for x in rows["alerts"])}
     submitted_all = [a for a in live if done(a) and a.submitted_at >= start]
     out["celebrate"] = Counter(team[a.team_id] for a in submitted_all
                                if (a.answers or {}).get("celebrate", "").strip())
@@ -153,6 +204,8 @@ def _independent(rows: dict[str, list[Any]], fw: Framework, period: Period,
     acts = [x for x in rows["actions"] if x.status not in ("cancelled", "withdrawn")]
     open_ = [x for x in acts if x.created_at < end and (x.done_at is None or x.done_at >= end)]
     done_in = [x for x in acts if x.done_at is not None and start <= x.done_at < end]
+    past = end_day - timedelta(days=fw.escalation.step_days)
+    out["escalations"]["actions"] = sum(x.due_on < past for x in open_)
     out["actions"] = {
         "raised": sum(start <= x.created_at < end for x in acts),
         "open": len(open_), "overdue": sum(x.due_on < end_day for x in open_),
@@ -166,13 +219,14 @@ def _independent(rows: dict[str, list[Any]], fw: Framework, period: Period,
     closed = {c.case_ref: c.closed_on for c in rows["cases"]}
     reaudit: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for ref, a in latest.items():
-        months = fw.reaudit_months.get(a.overall_grade)
+        g = grade_of(a)
+        months = fw.reaudit_months.get(g)
         if months is None or (closed[ref] is not None and closed[ref] < end_day):
             continue
         due = add_months(local_date(a.submitted_at, zone), months)
-        reaudit[a.overall_grade][0] += 1
-        reaudit[a.overall_grade][1] += due < end_day
-        reaudit[a.overall_grade][2] += end_day <= due < period.next().end
+        reaudit[g][0] += 1
+        reaudit[g][1] += due < end_day
+        reaudit[g][2] += end_day <= due < period.next().end
     out["reaudits"] = {g: tuple(v) for g, v in reaudit.items()}
     out["themes"] = Counter()
     by_case: dict[str, str] = defaultdict(str)
@@ -187,7 +241,9 @@ async def _rows(ctx: Any) -> dict[str, list[Any]]:
     async with ctx.sessions() as s:
         return {name: list((await s.scalars(select(model))).all()) for name, model in (
             ("audits", Audit), ("actions", AuditAction), ("domain_grades", DomainGrade),
-            ("cases", Case), ("teams", Team), ("staff", Staff))}
+            ("cases", Case), ("teams", Team), ("staff", Staff), ("moderations", Moderation),
+            ("moderation_domains", ModerationDomain), ("remedial", Remedial),
+            ("alerts", SafeguardingAlert))}
 
 
 @pytest.mark.parametrize("key", ["2026-09", "2026-Q3"])
@@ -217,6 +273,15 @@ async def test_every_digest_figure_matches_an_independent_count(year: Any, key: 
     assert {r.grade: (r.pending, r.overdue, r.due_next_period) for r in d.reaudits
             if r.pending} == want["reaudits"]
     assert {t.key: t.count for t in d.themes if t.count} == dict(want["themes"])
+    m = d.moderation
+    assert {"agreed": m.agreed, "regraded": m.regraded, "returned": m.returned,
+            "waiting": m.waiting} == want["moderation"]
+    assert m.agreed > 5 and m.regraded > 0  # the generated year moderates, and regrades
+    e = d.escalations
+    assert {"tracked": e.tracked, "plans_overdue": e.plans_overdue,
+            "actions": e.actions_escalated, "alerts": e.alerts_unacknowledged} == want[
+        "escalations"]
+    assert e.tracked and e.plans_overdue and e.actions_escalated and e.alerts_unacknowledged
     [run] = d.thematic
     assert (run.theme, run.allocated, run.completed) == ("Domestic abuse", 12, 9)
     assert run.grades.counts()["good"] == 6

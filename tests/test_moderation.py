@@ -5,6 +5,7 @@ the QA team's calibration."""
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import date, datetime, timedelta
 
@@ -22,6 +23,7 @@ from flows.moderation import calibration, sample_month
 from qa import form_rules as fr
 from qa.periods import first_of_month, month_key, shift_month
 from reports.digest import compute_digest
+from reports.export import export
 from scheduler.jobs import run_job
 from store.models import (
     AllocationRun,
@@ -195,7 +197,12 @@ async def test_agree_is_recorded_once_and_the_auditor_told(service) -> None:
                        ) == 1
 
 
-async def test_a_regrade_is_the_final_grade_every_report_reads(service) -> None:
+def _csv(path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+async def test_a_regrade_is_the_final_grade_every_report_reads(service, tmp_path) -> None:
     ctx, fc = service.ctx, service.connector
     audit_id, mid, at = await _sampled(service)
     fw = ctx.framework
@@ -264,6 +271,21 @@ async def test_a_regrade_is_the_final_grade_every_report_reads(service) -> None:
     await click(service, RegradeModeration.verb, RegradeModeration(mid).pack() | done, "QA1")
     assert await count(ctx, AuditAction, AuditAction.audit_id == audit_id) == 1
     assert await count(ctx, Remedial) == 1
+
+    # The export carries both grades, the round and the auditor's calibration.
+    paths = await export(ctx.sessions, tmp_path, framework=fw)
+    [row] = _csv(paths["audits"])
+    assert (row["overall_grade"], row["final_overall_grade"]) == ("good", "requires_improvement")
+    grades = {r["domain"]: (r["grade"], r["final_grade"]) for r in _csv(paths["domain_grades"])}
+    assert grades[first] == ("good", "requires_improvement")
+    assert all(g == ("good", "good") for d, g in grades.items() if d != first)
+    [round_] = _csv(paths["moderations"])
+    assert (round_["status"], round_["moderator_id"], round_["moderated_overall_grade"]) == (
+        "regraded", "QA1", "requires_improvement")
+    calibration_rows = {r["domain"]: r for r in _csv(paths["calibration"])}
+    overall = calibration_rows["overall"]
+    assert (overall["auditor_id"], overall["agreed"], overall["auditor_graded_higher"],
+            overall["tendency"], overall["enough_to_judge"]) == ("AUD1", "0", "1", "higher", "no")
 
 
 async def test_a_regrade_up_to_good_takes_the_case_off_tracking(service) -> None:

@@ -336,7 +336,9 @@ async def test_export_csv_rows_and_headers(report_db: tuple[AsyncEngine, Builder
     await seed(b)
     paths = await export(b.sessions, tmp_path / "out", framework=report_framework, batch=4)
     # Part B (issue 9) is exported as a table of its own (issue 10: exports carry Part B)
-    assert set(paths) == {"audits", "domain_grades", "actions", "part_b"}
+    # ... and moderation (rounds and calibration) too.
+    assert set(paths) == {"audits", "domain_grades", "actions", "part_b", "moderations",
+                          "calibration"}
     for name, cols in (("audits", AUDIT_COLUMNS), ("domain_grades", DOMAIN_COLUMNS),
                        ("actions", ACTION_COLUMNS)):
         with paths[name].open(encoding="utf-8") as fh:
@@ -389,7 +391,8 @@ async def test_export_xlsx(report_db: tuple[AsyncEngine, Builder], report_framew
     book_path = paths["audits"]
     assert set(paths.values()) == {book_path} and book_path.suffix == ".xlsx"
     book = openpyxl.load_workbook(book_path, read_only=True)
-    assert book.sheetnames == ["audits", "domain_grades", "actions", "part_b"]
+    assert book.sheetnames == ["audits", "domain_grades", "actions", "part_b", "moderations",
+                               "calibration"]
     rows = {name: list(book[name].iter_rows(values_only=True)) for name in book.sheetnames}
     assert rows["audits"][0] == AUDIT_COLUMNS and len(rows["audits"]) == 23
     assert len(rows["domain_grades"]) == 5 and len(rows["actions"]) == 11
