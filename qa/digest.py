@@ -380,13 +380,6 @@ class DigestView:
     escalations: EscalationsView | None = None
 
 
-def _grade_label(framework: Framework, key: str) -> str:
-    try:
-        return framework.grade(key).label
-    except KeyError:
-        return key
-
-
 class _Builder:
     def __init__(self, framework: Framework) -> None:
         self.fw = framework
@@ -421,7 +414,7 @@ class _Builder:
         for g in d.grades:
             cur, prev = self.fig[(name, "g", g.grade)], self.fig[(name, "p", g.grade)]
             s, ps = share(cur, total), share(prev, ptotal)
-            rows.append(GradeRow(g.grade, _grade_label(self.fw, g.grade), cur, s, prev, ps,
+            rows.append(GradeRow(g.grade, self.fw.grade_label(g.grade), cur, s, prev, ps,
                                  round(s - ps, 1) if s is not None and ps is not None else None))
         good = [self.fig[(name, "g", g.grade)] for g in d.grades
                 if g.grade in self.fw.good_or_better]
@@ -499,7 +492,7 @@ def channel_view(d: Digest, framework: Framework) -> DigestView:
         actions=ActionsView(f[("actions", "raised")], f[("actions", "on_time")],
                             f[("actions", "late")], f[("actions", "overdue")],
                             f[("actions", "not_due")]),
-        reaudits=tuple(ReauditRow(_grade_label(framework, r.grade), r.months,
+        reaudits=tuple(ReauditRow(framework.grade_label(r.grade), r.months,
                                   f[("reaudit", "o", r.grade)], f[("reaudit", "n", r.grade)])
                        for r in d.reaudits),
         celebrate=f["celebrate"],
