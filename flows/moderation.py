@@ -179,7 +179,8 @@ async def sample_month(services: Services, month: date, *, at: datetime, actor: 
                                    deadline=due, summary={
                                        "submitted": len(rows), "sampled": len(chosen),
                                        "moderators": dict(counts),
-                                       "unassigned": list(outcome.unassigned)})
+                                       # a count: run rows outlive purged cases
+                                       "unassigned": len(outcome.unassigned)})
             ids = await stored.insert_round(
                 work.session, run.id,
                 [(i, m, by_id[i].overall) for i, m in sorted(given.moderators.items())],

@@ -157,6 +157,9 @@ async def test_an_audit_nobody_may_moderate_is_told_to_the_qa_team(service) -> N
     [summary] = await _texts_to(fc, "QA1", "Could not allocate")
     assert CASE in summary
     assert await count(ctx, Moderation) == 0
+    async with ctx.sessions() as s:  # the run row outlives purged cases: counts only
+        run = await s.scalar(select(AllocationRun).where(AllocationRun.kind == "moderation"))
+    assert run.summary["unassigned"] == 1 and CASE not in json.dumps(run.summary)
 
 
 # ---------------------------------------------------------------------------- the card
