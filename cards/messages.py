@@ -534,10 +534,6 @@ def returned_for_rework(moderator: str, reason: str, deadline: date, kept: int) 
             f"submit it again by {_day(deadline)}; your entries are kept.{kept_words}")
 
 
-def moderation_returned_done(auditor: str, case_ref: str) -> str:
-    return f"Returned to {auditor} for rework (case {case_ref}). You will moderate it again."
-
-
 def moderation_overdue_note(rows: Sequence[tuple[str, date, Sequence[str]]]) -> str:
     """To a moderator's manager, 1:1: their staff's moderations past due."""
     lines = ["These moderations are past their due date:"]

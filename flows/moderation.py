@@ -566,11 +566,14 @@ async def give_back(request: Request, ask: ReturnModeration) -> Reply:
                                 fw.moderation.working_days)
     async with unit_of_work(services, at=at, actor=request.actor) as work:
         loaded = await _load(request, ask.moderation_id, work)
+        grades = await _auditor_grades(work, loaded.audit.id)
+        # The round keeps the grades it was returned with (calibration counts only agreed
+        # and regraded rounds); the audit's own are cleared for the rework.
         if not _stale(loaded) and await stored.decide(
                 work.session, loaded.row, status=stored.RETURNED, by=request.actor, at=at,
-                reason=reason):
+                reason=reason, domains={d: (g, g) for d, g in grades.items()}):
             audit = loaded.audit
-            draft = fr.entries_of(domain_grades=await _auditor_grades(work, audit.id),
+            draft = fr.entries_of(domain_grades=grades,
                                   overall=audit.overall_grade, outcomes=audit.outcomes,
                                   answers=audit.answers, safeguarding=audit.safeguarding_concern)
             auditor_id = audit.submitted_by or audit.auditor_id
