@@ -252,7 +252,9 @@ def test_cli_allocate_refuses_a_bad_month(cli_db, capsys) -> None:
 
 
 def test_allocation_run_keeps_its_seed(cli_db, capsys) -> None:
-    assert main(["allocate", "--month", "2026-12"]) == 0
+    # A month ahead of the machine's clock, so its allocation day is the planned one (a
+    # month allocated late counts its deadline from the day it is allocated).
+    assert main(["allocate", "--month", "2030-03"]) == 0
     seed = int(capsys.readouterr().out.split("seed ")[1].split(",")[0])
 
     async def stored() -> tuple[int, date]:
@@ -264,7 +266,8 @@ def test_allocation_run_keeps_its_seed(cli_db, capsys) -> None:
         finally:
             await engine.dispose()
 
-    assert asyncio.run(stored()) == (seed, date(2026, 12, 22))
+    # Fri 1 Mar 2030 + 15 working days (no bank holiday in between)
+    assert asyncio.run(stored()) == (seed, date(2030, 3, 22))
 
 
 def test_cli_warns_about_a_month_whose_deadline_has_passed(cli_db, capsys) -> None:

@@ -9,7 +9,6 @@ the read-only summary that replaces the form.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import date, datetime
@@ -17,16 +16,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
 
-from qa.framework_file import bundled_framework_path, load_framework
-from qabot.app import SERVICES, init_app
 from qabot.services import Services
-from qabot.settings import Settings
 from scheduler.jobs import run_job
-from store.db import upgrade
 from store.models import Audit, Case, Staff, Team
 
+from .bots import eventually, running_bot
 from .playground import MockTenant, MockUser, PlaygroundPage, PlaygroundServer
 
 log = logging.getLogger(__name__)
@@ -68,20 +63,9 @@ async def _seed(ctx: Services) -> None:
 @pytest.fixture
 async def qa_bot(bot_port: int, tmp_path: Path) -> AsyncIterator[Services]:
     """The real service on localhost:bot_port, in local mode, on a migrated SQLite file."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
-    await asyncio.to_thread(upgrade, url)
-    settings = Settings(database_url=url, port=bot_port, scheduler_enabled=False,
-                        outbox_poll_seconds=0.2, log_format="text")
-    app = init_app(settings, framework=load_framework(bundled_framework_path("lambeth_like")))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host="localhost", port=bot_port).start()
-    try:
-        ctx = app[SERVICES]
+    async with running_bot(bot_port, tmp_path) as ctx:
         await _seed(ctx)
         yield ctx
-    finally:
-        await runner.cleanup()
 
 
 async def _linked(ctx: Services) -> bool:
@@ -89,13 +73,6 @@ async def _linked(ctx: Services) -> bool:
         staff = await session.get(Staff, "S-AA")
         return staff is not None and staff.teams_user_id == AUDITOR.id
 
-
-async def _wait(predicate, timeout_s: float, what: str) -> None:  # noqa: ANN001
-    for _ in range(int(timeout_s / 0.1)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_auditor_gets_allocation_fixes_a_broken_rule_and_submits(
@@ -107,7 +84,7 @@ async def test_auditor_gets_allocation_fixes_a_broken_rule_and_submits(
     await ui.open()
     welcome = await ui.wait_for_first_bot_message(timeout_s=20)
     assert "Team manager" in welcome or "case audit" in welcome.lower()
-    await _wait(lambda: _linked(ctx), 10, "the auditor to be linked to their Teams account")
+    await eventually(lambda: _linked(ctx), 10, "the auditor to be linked to their Teams account")
     await ui.screenshot("welcome")
 
     # The month's allocation runs (as the scheduler would on the first working day).

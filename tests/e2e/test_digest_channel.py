@@ -16,17 +16,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from aiohttp import web
 
 from bench.bigdata import generate
-from qa.framework_file import bundled_framework_path, load_framework
-from qabot.app import SERVICES, init_app
 from qabot.services import Services
-from qabot.settings import Settings
 from scheduler.jobs import run_job
 from store import digests
-from store.db import upgrade
 
+from .bots import running_bot
 from .playground import MockTenant, PlaygroundPage, PlaygroundServer
 
 POST_AT = datetime(2026, 11, 5, 10, 0, tzinfo=ZoneInfo("Europe/London"))
@@ -39,20 +35,9 @@ def mock_tenant() -> MockTenant:
 
 @pytest.fixture
 async def qa_bot(bot_port: int, tmp_path: Path) -> AsyncIterator[Services]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
-    await asyncio.to_thread(upgrade, url)
-    settings = Settings(database_url=url, port=bot_port, scheduler_enabled=False,
-                        outbox_poll_seconds=0.2, log_format="text")
-    app = init_app(settings, framework=load_framework(bundled_framework_path("lambeth_like")))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host="localhost", port=bot_port).start()
-    try:
-        ctx = app[SERVICES]
+    async with running_bot(bot_port, tmp_path) as ctx:
         await generate(ctx.engine, years=1, scale=0.5, framework=ctx.framework)
         yield ctx
-    finally:
-        await runner.cleanup()
 
 
 async def test_the_digest_card_renders_in_a_channel(

@@ -8,26 +8,21 @@ action, and the card shows what was decided. Screenshots are kept as artifacts.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
 from flows.audit_form import submit
 from flows.moderation import sample_month
 from qa import form_rules as fr
-from qa.framework_file import bundled_framework_path, load_framework
 from qa.periods import first_of_month
-from qabot.app import SERVICES, init_app
 from qabot.services import Services
-from qabot.settings import Settings
-from store.db import upgrade
 from store.models import AllocationRun, Audit, AuditAction, Case, Moderation, Staff, Team
 
+from .bots import eventually, running_bot
 from .playground import MockTenant, MockUser, PlaygroundPage, PlaygroundServer
 
 MODERATOR = MockUser(id="user-id-0", name="Mo Lead", email="mo.lead@council.example",
@@ -79,27 +74,9 @@ async def _seed(ctx: Services) -> int:
 
 @pytest.fixture
 async def qa_bot(bot_port: int, tmp_path: Path) -> AsyncIterator[tuple[Services, int]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}"
-    await asyncio.to_thread(upgrade, url)
-    settings = Settings(database_url=url, port=bot_port, scheduler_enabled=False,
-                        outbox_poll_seconds=0.2, log_format="text")
-    app = init_app(settings, framework=load_framework(bundled_framework_path("lambeth_like")))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host="localhost", port=bot_port).start()
-    try:
-        ctx = app[SERVICES]
+    async with running_bot(bot_port, tmp_path) as ctx:
         yield ctx, await _seed(ctx)
-    finally:
-        await runner.cleanup()
 
-
-async def _wait(predicate, timeout_s: float, what: str) -> None:  # noqa: ANN001
-    for _ in range(int(timeout_s / 0.1)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_moderator_regrades_an_audit_with_an_added_action(
@@ -115,7 +92,7 @@ async def test_moderator_regrades_an_audit_with_an_added_action(
         async with ctx.sessions() as s:
             return (await s.get(Staff, "S-QA")).teams_user_id == MODERATOR.id
 
-    await _wait(linked, 10, "the moderator to be linked to their Teams account")
+    await eventually(linked, 10, "the moderator to be linked to their Teams account")
 
     # The auditor submits Good (in another chat); the month's sample gives it to Mo.
     tool = ctx.framework.tools["case_audit"]
