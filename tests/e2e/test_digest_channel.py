@@ -69,6 +69,10 @@ async def test_the_digest_card_renders_in_a_channel(
     text = await card.inner_text()
     assert "October 2026" in text and "By the case's team" in text
     assert "Completion by the auditor's team" in text
+    # Further down: escalations open and moderation agreement (the generated year moderates).
+    assert "Escalations open" in text and "Agreed with the auditor" in text
+    await card.get_by_text("Escalations open").first.scroll_into_view_if_needed()
+    await ui.screenshot("digest-escalations-and-moderation")
     assert await card.get_by_role("button", name="Details (1:1, leaders and QA team)").count() == 1
     async with ctx.sessions() as session:
         from sqlalchemy import select
