@@ -88,6 +88,14 @@ ERROR_TEXT: Final[Mapping[Code, str]] = MappingProxyType({
     Code.MODERATION_NOT_FOUND: "I cannot find that moderation. Nothing was changed.",
     Code.MODERATION_NOT_YOURS: ("Only the moderator this audit was given to can moderate it. "
                                 "Nothing was changed."),
+    Code.MODERATE_USAGE: "Please write it as: moderate CASE_REF (for example: moderate C-1234).",
+    Code.MODERATE_NO_AUDIT: ("Case {case_ref} has no submitted audit to moderate (it may be "
+                             "with its auditor, or returned for rework). Nothing was changed."),
+    Code.MODERATE_DONE: ("The audit of case {case_ref} is already {state}. Nothing was "
+                         "changed."),
+    Code.MODERATE_NOT_INDEPENDENT: ("You cannot moderate the audit of case {case_ref}: you "
+                                    "audited it, work in the case's team or manage it. Nothing "
+                                    "was changed."),
     Code.BAD_PAYLOAD: ("Sorry, that button did not work ({problem}). Nothing was changed. "
                        "Please open it again from the message it came in."),
     Code.UNKNOWN_VERB: "That button is no longer supported. Type **help**.",
@@ -487,12 +495,24 @@ def moderation_summary(month: str, sampled: int, submitted: int, rate: float,
         lines.append("Moderators: " + ", ".join(f"{n} ({k})" for n, k in per_moderator) + ".")
     if unassigned:
         lines.append("Could not allocate (no moderator outside the case's team and line of "
-                     f"management): {', '.join(unassigned)}. Please moderate these yourselves "
-                     "or add moderators to the staff list.")
+                     f"management): {', '.join(unassigned)}. A QA lead outside the case can "
+                     "take one with **moderate CASE_REF**; or add moderators to the staff list.")
     if unreachable:
         lines.append(f"Not reachable in Teams yet (their request waits for them): "
                      f"{names(list(unreachable))}.")
     return "\n\n".join(lines)
+
+
+MODERATE_USAGE: Final = "moderate CASE_REF"
+MODERATION_STATES: Final = {"agreed": "moderated (agreed)", "regraded": "moderated (regraded)",
+                            "returned": "returned to its auditor for rework"}
+
+
+def moderation_taken(case_ref: str, due: date, before: str | None) -> str:
+    """To a QA lead who took a moderation with ``moderate CASE_REF``."""
+    from_whom = f" (it was with {before})" if before else ""
+    return (f"The audit of case {case_ref} is yours to moderate{from_whom}, by {_day(due)}. "
+            "The card follows.")
 
 
 def moderation_queued(moderator: str, due: date) -> str:

@@ -55,7 +55,7 @@ from flows.remedial import grade_given
 from qa import form_rules as fr
 from qa import moderation as rules
 from qa.allocation import new_seed
-from qa.errors import Code, NotAllowed
+from qa.errors import Code, Conflict, NotAllowed, NotFound, Refused
 from qa.framework import Framework
 from qa.people import LineOfManagement
 from qa.periods import (
@@ -587,6 +587,67 @@ async def give_back(request: Request, ask: ReturnModeration) -> Reply:
                                     dedupe_key=f"moderation:{loaded.row.id}:returned"))
             log.info("moderation returned", extra={"moderation_id": loaded.row.id})
     return await _card(services, request, ask.moderation_id)
+
+
+# ---------------------------------------------------------------------------- by hand
+
+
+@router.command("moderate", usage=messages.MODERATE_USAGE,
+                summary="moderate a case's latest audit yourself, or take it over (QA team)",
+                roles=[QA_TEAM])
+async def moderate_command(request: Request) -> Reply:
+    """``moderate CASE_REF``: the QA lead moderates the case's latest submitted audit, one
+    the sample could not give to anyone or one waiting with a moderator who cannot do it
+    (the round is reassigned). The same independence rules as the sample apply."""
+    words = request.args.split()
+    if len(words) != 1 or request.staff is None:
+        raise Refused(Code.MODERATE_USAGE)
+    services, me, case_ref = request.services, request.staff, words[0]
+    at = services.clock()
+    due = working_deadline(services.calendar, today(services, at),
+                           services.framework.moderation.working_days)
+    async with unit_of_work(services, at=at, actor=request.actor) as work:
+        audit = await work.session.scalar(
+            select(Audit).where(Audit.case_ref == case_ref,
+                                Audit.status.in_(("submitted", "returned")))
+            .order_by(Audit.allocated_at.desc(), Audit.id.desc()).limit(1))
+        if audit is None or audit.status != "submitted":
+            raise NotFound(Code.MODERATE_NO_AUDIT, case_ref=case_ref)
+        latest = await stored.latest_round(work.session, audit.id)
+        if latest is not None and latest.status != stored.ALLOCATED:
+            raise Conflict(Code.MODERATE_DONE, case_ref=case_ref,
+                           state=messages.MODERATION_STATES.get(latest.status, latest.status))
+        case = await work.session.get(Case, audit.case_ref)
+        assert case is not None
+        row = stored.CandidateRow(audit.id, audit.case_ref, case.team_id, case.social_worker_id,
+                                  audit.auditor_id, audit.submitted_by, audit.delegate_id,
+                                  audit.overall_grade or "")
+        line = LineOfManagement(await people(work.session))
+        if me.staff_id in _excluded(row, line, [me.staff_id]):
+            raise NotAllowed(Code.MODERATE_NOT_INDEPENDENT, case_ref=case_ref)
+        before = None
+        if latest is None:
+            month = (audit.submitted_at or at).astimezone(services.framework.zone)
+            run = await insert_run(work.session, key=f"moderation:by-hand:{audit.id}",
+                                   kind="moderation", month=f"{month:%Y-%m}", seed=0, at=at,
+                                   actor=request.actor, deadline=due, summary={"by_hand": 1})
+            ids = await stored.insert_round(work.session, run.id,
+                                            [(audit.id, me.staff_id, audit.overall_grade)],
+                                            round_=1, at=at, due_on=due, actor=request.actor)
+            moderation_id = ids[audit.id]
+        else:
+            moderation_id = latest.id
+            if latest.moderator_id != me.staff_id:
+                holder = await work.session.get(Staff, latest.moderator_id)
+                before = holder.name if holder else latest.moderator_id
+                await stored.reassign(work.session, latest, me.staff_id, due_on=due, at=at,
+                                      actor=request.actor)
+    log.info("moderation taken by hand", extra={"moderation_id": moderation_id,
+                                                "reassigned": before is not None})
+    loaded = await _load(request, moderation_id)
+    async with services.sessions() as session:
+        card = moderation_card(await _view(services, session, loaded))
+    return Reply(messages=[messages.moderation_taken(case_ref, loaded.row.due_on, before), card])
 
 
 # ---------------------------------------------------------------------------- resubmission

@@ -50,6 +50,10 @@ class Code(StrEnum):
     # moderation
     MODERATION_NOT_FOUND = "moderation.not_found"
     MODERATION_NOT_YOURS = "moderation.not_yours"
+    MODERATE_USAGE = "moderation.usage"
+    MODERATE_NO_AUDIT = "moderation.no_audit"
+    MODERATE_DONE = "moderation.done"
+    MODERATE_NOT_INDEPENDENT = "moderation.not_independent"
     # the Teams edge
     BAD_PAYLOAD = "payload.bad"
     UNKNOWN_VERB = "payload.unknown_verb"

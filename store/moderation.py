@@ -46,6 +46,7 @@ __all__ = [
     "moderation",
     "open_action_count",
     "pending",
+    "reassign",
     "return_for_rework",
 ]
 
@@ -146,6 +147,17 @@ async def decide(session: AsyncSession, row: Moderation, *, status: str, by: str
                   "auditor_overall": row.auditor_overall, "overall_grade": overall,
                   "domains_changed": changed})
     return True
+
+
+async def reassign(session: AsyncSession, row: Moderation, moderator_id: str, *,
+                   due_on: date, at: datetime, actor: str) -> None:
+    """Give a round still to decide to another moderator, with a new due date."""
+    before = {"moderator_id": row.moderator_id, "due_on": row.due_on.isoformat()}
+    row.moderator_id = moderator_id
+    row.due_on = due_on
+    record(session, at=at, actor=actor, action="moderation.reassigned", entity="moderation",
+           entity_id=str(row.id), before=before,
+           after={"moderator_id": moderator_id, "due_on": due_on.isoformat()})
 
 
 async def return_for_rework(session: AsyncSession, audit: Audit, *, draft: dict[str, str],

@@ -482,3 +482,53 @@ async def test_calibration_per_auditor_and_domain_from_five_moderations(service)
     [card] = await _cards_to(fc, "QA1", "Auditor calibration")
     assert "60% agreed · grades higher than moderators (5 audits)" in json.dumps(
         card, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------- by hand
+
+
+async def test_a_qa_lead_takes_an_unallocated_audit_or_one_waiting_with_someone_else(
+        service) -> None:
+    ctx, fc = service.ctx, service.connector
+    audit_id = await seed_council(ctx, fc)
+    await _add_staff(ctx, fc, "QA2", "Quincy Second", ["qa_lead"], "Quality Assurance", None)
+    await anchor(service)
+    await submit(service, audit_id, form(ctx, "good"))
+
+    await say(service, "moderate", "QA1")
+    assert "Please write it as: moderate CASE_REF" in fc.texts(chat("QA1"))[-1]
+    await say(service, "moderate C-0000", "QA1")
+    assert "has no submitted audit to moderate" in fc.texts(chat("QA1"))[-1]
+    await say(service, f"moderate {CASE}", "SW1")  # not the QA team
+    assert await count(ctx, Moderation) == 0
+
+    # Nobody was given it: QA1 takes it.
+    await say(service, f"moderate {CASE}", "QA1")
+    [card] = await _cards_to(fc, "QA1", f"Moderation: case {CASE}")
+    assert f"The audit of case {CASE} is yours to moderate" in fc.texts(chat("QA1"))[-1]
+    async with ctx.sessions() as s:
+        row = await s.scalar(select(Moderation))
+    assert (row.moderator_id, row.status, row.round) == ("QA1", "allocated", 1)
+
+    # QA2 takes it over from QA1 (off sick); QA1's buttons then refuse.
+    await say(service, f"moderate {CASE}", "QA2")
+    assert "(it was with Quinn Lead)" in fc.texts(chat("QA2"))[-1]
+    refused = await click(service, AgreeModeration.verb, AgreeModeration(row.id).pack(), "QA1")
+    assert "Only the moderator this audit was given to" in texts_of(refused)
+    done = await click(service, AgreeModeration.verb, AgreeModeration(row.id).pack(), "QA2")
+    assert "Agreed with the auditor's grades by Quincy Second" in texts_of(done)
+    assert await count(ctx, AuditLogEntry, AuditLogEntry.action == "moderation.reassigned") == 1
+    await say(service, f"moderate {CASE}", "QA1")
+    assert "is already moderated (agreed)" in fc.texts(chat("QA1"))[-1]
+
+
+async def test_a_qa_lead_who_manages_the_case_cannot_take_it(service) -> None:
+    ctx, fc = service.ctx, service.connector
+    audit_id = await seed_council(ctx, fc)
+    await anchor(service)
+    await submit(service, audit_id, form(ctx, "good"))
+    async with ctx.sessions.begin() as s:  # the QA lead is also the case team's manager
+        (await s.get(Staff, "TM1")).roles = ["team_manager", "qa_lead"]
+    await say(service, f"moderate {CASE}", "TM1")
+    assert "you audited it, work in the case's team or manage it" in fc.texts(chat("TM1"))[-1]
+    assert await count(ctx, Moderation) == 0
