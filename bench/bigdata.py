@@ -260,13 +260,13 @@ async def generate(
                     if rng.random() >= 0.22:
                         answers["celebrate"] = ""
                     safeguarding = rng.random() < (0.08 if rank == len(grades) - 1 else 0.01)
-                    given: list[tuple[str, int]] = []
+                    given: list[dict[str, Any]] = []
                     for d in tools[area].domains:
                         dr = min(len(grades) - 1, max(0, rank + rng.choice((-1, 0, 0, 0, 1))))
                         grade_id += 1
-                        given.append((d.key, dr))
-                        w.add("domain_grades", {"id": grade_id, "audit_id": audit_id,
-                                                "domain": d.key, "grade": grades[dr]})
+                        given.append({"id": grade_id, "audit_id": audit_id, "domain": d.key,
+                                      "grade": grades[dr], "moderated_grade": None})
+                        w.add("domain_grades", given[-1])
                     lo, hi = ACTIONS_BY_RANK[min(rank, len(ACTIONS_BY_RANK) - 1)]
                     for seq in range(1, min(fw.max_actions, rng.randint(lo, hi)) + 1):
                         action_id += 1
@@ -290,7 +290,7 @@ async def generate(
                         pending[ci] = i + fw.reaudit_months[grade]
                     else:
                         pending.pop(ci, None)
-                w.add("audits", {
+                audit_row = {
                     "id": audit_id, "run_id": i + 1, "case_ref": ref, "auditor_id": auditor,
                     "delegate_id": None, "team_id": team, "area": area,
                     "tool": tools[area].key, "month": month_key, "reason": reason,
@@ -300,12 +300,15 @@ async def generate(
                     "draft": None, "draft_saved_at": None, "submitted_at": submitted_at,
                     "submitted_by": auditor if done else None, "overall_grade": grade,
                     "outcomes": outcomes, "answers": answers,
-                    "safeguarding_concern": safeguarding, "version": 1 if done else 0})
+                    "safeguarding_concern": safeguarding, "version": 1 if done else 0,
+                    "moderated_grade": None}
+                w.add("audits", audit_row)
                 if done and (grade in fw.moderation.always
                              or rng.random() < fw.moderation.rate):
                     moderation_id += 1
-                    _moderate(w, rng, moderation_id, months + i + 1, audit_id, auditor, team,
-                              auditors, grades, rank, given, submitted_at, now, zone)
+                    audit_row["moderated_grade"] = _moderate(
+                        w, rng, moderation_id, months + i + 1, audit_id, auditor, team,
+                        auditors, grades, rank, given, submitted_at, now, zone)
             if w.full():
                 await w.flush()
         await w.flush()
@@ -329,10 +332,11 @@ async def generate(
 
 def _moderate(w: _Writer, rng: random.Random, moderation_id: int, run_id: int, audit_id: int,
               auditor: str, team: int, auditors: list[tuple[str, int]], grades: list[str],
-              rank: int, given: list[tuple[str, int]], submitted_at: datetime, now: datetime,
-              zone: ZoneInfo) -> None:
+              rank: int, given: list[dict[str, Any]], submitted_at: datetime, now: datetime,
+              zone: ZoneInfo) -> str | None:
     """One moderation round: most agree, about one in six regrades (one grade up or down,
-    overall and a domain or two), the latest ones still to decide."""
+    overall and a domain or two), the latest ones still to decide. A regrade's grades are
+    kept on the audit's rows too, as the store keeps them; returns its overall grade."""
     while True:
         moderator, moderator_team = rng.choice(auditors)
         if moderator != auditor and moderator_team != team:
@@ -353,13 +357,17 @@ def _moderate(w: _Writer, rng: random.Random, moderation_id: int, run_id: int, a
                 "decided_by": moderator, "overall_grade": grades[moved],
                 "reason": "Evidence on the record does not support the grade." if regrade
                 else None}
-        for key, dr in given:
+        for dg in given:
+            dr = grades.index(dg["grade"])
             shift = moved - rank if regrade and rng.random() < 0.5 else 0
             mr = min(len(grades) - 1, max(0, dr + shift))
-            w.add("moderation_domains", {"moderation_id": moderation_id, "domain": key,
+            w.add("moderation_domains", {"moderation_id": moderation_id, "domain": dg["domain"],
                                          "auditor_grade": grades[dr],
                                          "moderator_grade": grades[mr]})
+            if regrade:
+                dg["moderated_grade"] = grades[mr]
     w.add("moderations", row)
+    return row["overall_grade"] if row["status"] == "regraded" else None
 
 
 def counts_line(stats: GenStats) -> str:

@@ -727,11 +727,10 @@ async def calibration(services: Services, *, since: date) -> CalibrationView:
     titles = {d.key: d.title for t in fw.tools.values() for d in t.domains}
     rank = {g.key: g.rank for g in fw.grades}
     async with services.sessions() as session:
-        pairs = await stored.grade_pairs(session, rank, since=local_midnight_utc(since, fw.zone))
-        ids = {p.auditor_id for p in pairs}
+        rows = await stored.calibration(session, rank, since=local_midnight_utc(since, fw.zone))
+        ids = {c.auditor_id for c in rows}
         names = {s.staff_id: s.name for s in await session.scalars(
             select(Staff).where(Staff.staff_id.in_(ids)))}
-    rows = rules.calibrate(pairs)
     auditors: dict[str, list[rules.Calibration]] = defaultdict(list)
     for c in rows:
         auditors[c.auditor_id].append(c)

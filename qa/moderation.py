@@ -11,7 +11,8 @@ what a regrade must carry, and how auditors calibrate against moderators.
   spread evenly. An audit nobody may moderate is reported, never forced on someone.
 * Calibration: per auditor and domain (and overall), the share of moderated grades the
   moderator agreed with and whether the auditor's grades tend to sit above or below the
-  moderator's; fewer than :data:`CALIBRATION_MIN` moderated audits is too few to judge.
+  moderator's; fewer than :data:`CALIBRATION_MIN` moderated audits is too few to judge
+  (the counts are made by the database, ``store/moderation.calibration``).
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ __all__ = [
     "Assignment",
     "Calibration",
     "Candidate",
-    "GradePair",
     "assign",
-    "calibrate",
     "sample",
     "sample_size",
 ]
@@ -106,18 +105,6 @@ def assign(chosen: Sequence[Candidate], moderators: Iterable[str], *, seed: int,
 
 
 @dataclass(frozen=True)
-class GradePair:
-    """One moderated grade: whose audit, which domain (or :data:`OVERALL`), which audit,
-    and the two grades' ranks (0 is the best grade)."""
-
-    auditor_id: str
-    domain: str
-    audit_id: int
-    auditor_rank: int
-    moderator_rank: int
-
-
-@dataclass(frozen=True)
 class Calibration:
     """One auditor and domain: how many grades were moderated, on how many audits, how
     many the moderator agreed with, and how many the auditor graded higher (better) or
@@ -147,19 +134,3 @@ class Calibration:
         if self.lower > self.higher:
             return "lower"
         return "even"
-
-
-def calibrate(pairs: Iterable[GradePair]) -> list[Calibration]:
-    """Per auditor and domain, ordered by auditor then domain (overall first)."""
-    groups: dict[tuple[str, str], list[GradePair]] = {}
-    for p in pairs:
-        groups.setdefault((p.auditor_id, p.domain), []).append(p)
-    out = []
-    for (auditor, domain), items in groups.items():
-        out.append(Calibration(
-            auditor, domain, len({p.audit_id for p in items}), len(items),
-            sum(p.auditor_rank == p.moderator_rank for p in items),
-            # a lower rank is a better grade: the auditor graded higher than the moderator
-            sum(p.auditor_rank < p.moderator_rank for p in items),
-            sum(p.auditor_rank > p.moderator_rank for p in items)))
-    return sorted(out, key=lambda c: (c.auditor_id, c.domain != OVERALL, c.domain))

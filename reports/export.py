@@ -29,11 +29,11 @@ from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from qa.framework import Framework
-from qa.moderation import OVERALL, calibrate
+from qa.moderation import OVERALL
 from qa.periods import month_key, shift_month
 from store.grading import final_domain_grades, final_overall_grade
 from store.models import Audit, AuditAction, DomainGrade, Moderation, PartB, Staff, Team
-from store.moderation import grade_pairs
+from store.moderation import calibration
 
 BATCH: Final = 2000
 FORMATS: Final = ("csv", "xlsx")
@@ -337,13 +337,15 @@ async def _calibration(sessions: async_sessionmaker[AsyncSession], labels: _Labe
     shows, over the moderated audits of the exported months."""
     ranks = {g.key: g.rank for g in framework.grades} if framework is not None else {}
     async with sessions() as session:
-        pairs = await grade_pairs(session, ranks, audit_months=(
+        rows = await calibration(session, ranks, audit_months=(
             _ceil_month(since) if since else None, _ceil_month(until) if until else None))
-        names = dict((await session.execute(select(Staff.staff_id, Staff.name))).all())
+        names = dict((await session.execute(
+            select(Staff.staff_id, Staff.name)
+            .where(Staff.staff_id.in_({c.auditor_id for c in rows})))).all())
     return [(c.auditor_id, names.get(c.auditor_id, c.auditor_id), c.domain,
              "Overall" if c.domain == OVERALL else labels.domains.get(c.domain, c.domain),
              c.audits, c.grades, c.agreed, round(c.agreement, 3), c.higher, c.lower, c.tendency,
-             c.enough) for c in calibrate(pairs)]
+             c.enough) for c in rows]
 
 
 async def _copy(sessions: async_sessionmaker[AsyncSession], stmt: Select[Any], key: Any,

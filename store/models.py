@@ -242,6 +242,10 @@ class Audit(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(index=True)
     submitted_by: Mapped[str | None] = mapped_column(String(64))
     overall_grade: Mapped[str | None] = mapped_column(String(32), index=True)
+    # A moderator's regrade of the overall grade (SPEC R10), kept on the row so the final
+    # grade is read without a join (store/grading.py); the round in ``moderations`` is the
+    # record of it, written in the same transaction.
+    moderated_grade: Mapped[str | None] = mapped_column(String(32))
     outcomes: Mapped[str | None] = mapped_column(String(16))
     answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     safeguarding_concern: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -263,6 +267,7 @@ class DomainGrade(Base):
     audit_id: Mapped[int] = mapped_column(ForeignKey("audits.id"))
     domain: Mapped[str] = mapped_column(String(64))
     grade: Mapped[str] = mapped_column(String(32))
+    moderated_grade: Mapped[str | None] = mapped_column(String(32))  # as Audit's
 
     __table_args__ = (Index("uq_domain_grades_audit_domain", "audit_id", "domain", unique=True),
                       Index("ix_domain_grades_domain_grade", "domain", "grade"),

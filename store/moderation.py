@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Final
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from qa.errors import Code, NotFound
-from qa.moderation import GradePair
+from qa.moderation import OVERALL, Calibration
 from store.audit_log import record
+from store.grading import clear_regrade, record_regrade
 from store.models import (
     Audit,
     AuditAction,
@@ -39,8 +40,7 @@ __all__ = [
     "PendingModeration",
     "candidates",
     "decide",
-    "domain_pairs",
-    "grade_pairs",
+    "calibration",
     "insert_round",
     "latest_round",
     "moderation",
@@ -140,6 +140,9 @@ async def decide(session: AsyncSession, row: Moderation, *, status: str, by: str
         await session.execute(insert(ModerationDomain), [
             {"moderation_id": row.id, "domain": d, "auditor_grade": a, "moderator_grade": m}
             for d, (a, m) in domains.items()])
+    if status == REGRADED and overall is not None:
+        await record_regrade(session, row.audit_id, overall,
+                             {d: m for d, (_, m) in (domains or {}).items()})
     changed = {d: list(g) for d, g in (domains or {}).items() if g[0] != g[1]}
     record(session, at=at, actor=by, action=f"moderation.{status}", entity="moderation",
            entity_id=str(row.id), before={"status": ALLOCATED},
@@ -172,6 +175,7 @@ async def return_for_rework(session: AsyncSession, audit: Audit, *, draft: dict[
               "deadline": audit.deadline.isoformat()}
     await session.execute(delete(DomainGrade).where(DomainGrade.audit_id == audit.id))
     audit.status = "returned"
+    clear_regrade(audit)
     audit.submitted_at = None
     audit.overall_grade = None
     audit.draft = dict(draft)
@@ -221,42 +225,45 @@ async def pending(session: AsyncSession, *, due_on: date | None = None,
     return [PendingModeration(*row) for row in (await session.execute(stmt)).all()]
 
 
-async def domain_pairs(session: AsyncSession, *, since: datetime | None = None,
-                       until: datetime | None = None,
-                       audit_months: tuple[str | None, str | None] = (None, None)
-                       ) -> list[tuple[Any, ...]]:
-    """Every moderated grade: (auditor id, domain, audit id, auditor's, moderator's), with
-    the overall grade as the domain ``overall``; decided rounds only, decided in
-    [since, until) and of audits allocated in the months [audit_months) when given."""
+async def calibration(session: AsyncSession, ranks: Mapping[str, int], *,
+                      since: datetime | None = None,
+                      audit_months: tuple[str | None, str | None] = (None, None)
+                      ) -> list[Calibration]:
+    """Per grader (who submitted the audit) and domain, with the overall grade as the domain
+    ``overall``: moderated audits, grades, how many the moderator agreed with, and how many
+    the grader put higher (a better grade, a lower rank) or lower than the moderator.
+
+    Decided rounds only (agreed or regraded), decided from ``since``, of audits allocated in
+    the months [audit_months); grades the framework no longer has are left out. Counted in
+    the database (GROUP BY), so it costs the same memory whatever the history.
+    """
+    if not ranks:  # no scale to compare grades on (an export without a framework)
+        return []
     where = [Moderation.status.in_(DECIDED)]
     if since is not None:
         where.append(Moderation.decided_at >= since)
-    if until is not None:
-        where.append(Moderation.decided_at < until)
     if audit_months[0] is not None:
         where.append(Audit.month >= audit_months[0])
     if audit_months[1] is not None:
         where.append(Audit.month < audit_months[1])
     grader = func.coalesce(Audit.submitted_by, Audit.auditor_id)
-    domains = (await session.execute(
-        select(grader, ModerationDomain.domain, Moderation.audit_id,
-               ModerationDomain.auditor_grade, ModerationDomain.moderator_grade)
-        .join(Moderation, Moderation.id == ModerationDomain.moderation_id)
-        .join(Audit, Audit.id == Moderation.audit_id).where(*where))).all()
-    overall = (await session.execute(
-        select(grader, Moderation.audit_id, Moderation.auditor_overall, Moderation.overall_grade)
-        .join(Audit, Audit.id == Moderation.audit_id)
-        .where(*where, Moderation.auditor_overall.is_not(None),
-               Moderation.overall_grade.is_not(None)))).all()
-    return [tuple(r) for r in domains] + [(a, "overall", i, g, m) for a, i, g, m in overall]
-
-
-async def grade_pairs(session: AsyncSession, ranks: Mapping[str, int], *,
-                      since: datetime | None = None,
-                      audit_months: tuple[str | None, str | None] = (None, None)
-                      ) -> list[GradePair]:
-    """:func:`domain_pairs` as calibration reads them: grades as ranks (0 the best), grades
-    the framework no longer has left out."""
-    raw = await domain_pairs(session, since=since, audit_months=audit_months)
-    return [GradePair(a, d, i, ranks[g], ranks[m]) for a, d, i, g, m in raw
-            if g in ranks and m in ranks]
+    keys = sorted(ranks)
+    out: list[Calibration] = []
+    for domain, given, moderated, joined in (
+            (ModerationDomain.domain, ModerationDomain.auditor_grade,
+             ModerationDomain.moderator_grade, True),
+            (literal(OVERALL), Moderation.auditor_overall, Moderation.overall_grade, False)):
+        mine, theirs = case(dict(ranks), value=given), case(dict(ranks), value=moderated)
+        stmt = (select(grader, domain, func.count(func.distinct(Moderation.audit_id)),
+                       func.count(), func.sum(case((mine == theirs, 1), else_=0)),
+                       func.sum(case((mine < theirs, 1), else_=0)),
+                       func.sum(case((mine > theirs, 1), else_=0)))
+                .select_from(Moderation).join(Audit, Audit.id == Moderation.audit_id)
+                .where(*where, given.in_(keys), moderated.in_(keys))
+                .group_by(grader, domain))
+        if joined:
+            stmt = stmt.join(ModerationDomain, ModerationDomain.moderation_id == Moderation.id)
+        out += [Calibration(str(a), str(d), int(n), int(g), int(s or 0), int(h or 0),
+                            int(lo or 0))
+                for a, d, n, g, s, h, lo in (await session.execute(stmt)).all()]
+    return sorted(out, key=lambda c: (c.auditor_id, c.domain != OVERALL, c.domain))

@@ -10,10 +10,9 @@ from hypothesis import strategies as st
 from qa.moderation import (
     CALIBRATION_MIN,
     OVERALL,
+    Calibration,
     Candidate,
-    GradePair,
     assign,
-    calibrate,
     sample,
     sample_size,
 )
@@ -89,16 +88,10 @@ def test_assignment_respects_exclusions_and_balance_whatever_the_input(excl, see
             [counts.get(m, 0) for m in "ABCD"], default=0) <= 1
 
 
-def test_calibration_counts_agreement_and_which_way_an_auditor_leans() -> None:
-    # ranks: 0 outstanding, 1 good, 2 requires improvement, 3 inadequate
-    pairs = [GradePair("AUD", OVERALL, i, 1, m) for i, m in enumerate([1, 1, 2, 2, 2], 1)]
-    pairs += [GradePair("AUD", "voice", i, 1, 1) for i in range(1, 6)]
-    pairs += [GradePair("OTHER", OVERALL, 9, 3, 2)]
-    rows = {(c.auditor_id, c.domain): c for c in calibrate(pairs)}
-    overall = rows[("AUD", OVERALL)]
-    assert (overall.audits, overall.agreed, overall.higher, overall.lower) == (5, 2, 3, 0)
-    assert overall.agreement == 0.4 and overall.tendency == "higher" and overall.enough
-    assert rows[("AUD", "voice")].tendency == "even" and rows[("AUD", "voice")].agreement == 1
-    other = rows[("OTHER", OVERALL)]
-    assert other.tendency == "lower" and not other.enough and CALIBRATION_MIN == 5
-    assert [c.domain for c in calibrate(pairs) if c.auditor_id == "AUD"] == [OVERALL, "voice"]
+def test_calibration_says_which_way_an_auditor_leans_and_when_there_are_too_few() -> None:
+    c = Calibration("AUD", OVERALL, audits=5, grades=5, agreed=2, higher=3, lower=0)
+    assert c.agreement == 0.4 and c.tendency == "higher" and c.enough
+    assert Calibration("AUD", "voice", 4, 8, 8, 0, 0).tendency == "even"
+    low = Calibration("B", OVERALL, 4, 4, 1, 0, 3)
+    assert low.tendency == "lower" and not low.enough and CALIBRATION_MIN == 5
+    assert Calibration("C", OVERALL, 0, 0, 0, 0, 0).agreement == 0.0
