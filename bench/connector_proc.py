@@ -23,18 +23,7 @@ import sys
 from collections import Counter
 from typing import Any
 
-from tests.fakes.connector import TEAMS_CONVERSATION_LIMITS, FakeConnector
-
-
-def _max_in_window(times: list[float], window: float) -> int:
-    """The most events inside any sliding window of ``window`` seconds."""
-    times = sorted(times)
-    best = start = 0
-    for end, t in enumerate(times):
-        while times[start] <= t - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+from tests.fakes.connector import TEAMS_CONVERSATION_LIMITS, FakeConnector, max_in_window
 
 
 def stats(fc: FakeConnector) -> dict[str, Any]:
@@ -59,10 +48,10 @@ def stats(fc: FakeConnector) -> dict[str, Any]:
         "by_operation": dict(sorted(by_operation.items())),
         "first_delivery_at": min((d.at for d in deliveries), default=None),
         "last_delivery_at": max((d.at for d in deliveries), default=None),
-        "max_accepted_per_1s": _max_in_window(accepted, 1.0),
-        "max_accepted_per_5s": _max_in_window(accepted, 5.0),
+        "max_accepted_per_1s": max_in_window(accepted, 1.0),
+        "max_accepted_per_5s": max_in_window(accepted, 5.0),
         "max_per_conversation_per_1s": max(
-            (_max_in_window(v, 1.0) for v in per_conv.values()), default=0),
+            (max_in_window(v, 1.0) for v in per_conv.values()), default=0),
     }
 
 

@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from store.db import make_engine, make_sessionmaker, upgrade
 from store.models import OutboxMessage, utcnow
 from tests.fakes import FakeConnector, User, message
+from tests.fakes.connector import max_in_window
 from tests.test_cli import ROOT, _env
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -369,15 +370,6 @@ def test_with_keys_reachable_a_forged_token_gets_401_and_the_keys_are_fetched_on
 # ---------------------------------------------------------------------------- items 9-10
 
 
-def _max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best = start = 0
-    for end, t in enumerate(times):
-        while times[start] <= t - window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
 
 def test_two_instances_and_kill_9_of_the_sender_deliver_each_message_once_at_one_rate(
         tmp_path: Path, db_url: str, serving: list[Serve]) -> None:
@@ -421,7 +413,7 @@ def test_two_instances_and_kill_9_of_the_sender_deliver_each_message_once_at_one
     assert duplicates <= in_flight <= 8, (duplicates, in_flight)
     assert after_kill and after_kill[0] - killed_at < 5.0  # taken over within seconds
     # One budget across both instances: see tests/test_sender_election.py for the bound.
-    assert _max_in_window(accepted, 2.0) <= 3 * rate
+    assert max_in_window(accepted, 2.0) <= 3 * rate
     statuses = _run(_statuses(db_url))
     assert statuses == {"sent": n}, statuses
 

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from flows.audit_form import submit
 from qa import form_rules as fr
 from qabot.services import Services
-from store.models import AllocationRun, Audit, AuditAction, Case, PartB, Staff, Team
+from store.models import AuditAction, Case, PartB, Staff, Team
 
-from .bots import eventually, running_bot
+from .bots import allocated_audit, eventually, running_bot
 from .playground import MockTenant, MockUser, PlaygroundPage, PlaygroundServer
 
 WORKER = MockUser(id="user-id-0", name="Sita Worker", email="sita.worker@council.example",
@@ -54,17 +54,8 @@ async def _seed(ctx: Services) -> int:
         ])
         s.add(Case(case_ref=CASE_REF, team_id=theirs.id, social_worker_id="S-SW",
                    area="children_in_care", opened_on=date(2025, 2, 3), status="open"))
-        run = AllocationRun(key="e2e:after", kind="monthly", month=f"{today:%Y-%m}", seed=1,
-                            created_by="e2e", deadline=today + timedelta(days=20), summary={})
-        s.add(run)
-        await s.flush()
-        audit = Audit(run_id=run.id, case_ref=CASE_REF, auditor_id="S-AA", team_id=theirs.id,
-                      area="children_in_care", tool="case_audit", month=f"{today:%Y-%m}",
-                      reason="random", status="allocated", deadline=today + timedelta(days=20),
-                      look_back_from=today - timedelta(days=180), look_back_to=today)
-        s.add(audit)
-        await s.flush()
-        return int(audit.id)
+        return await allocated_audit(s, key="e2e:after", case_ref=CASE_REF, auditor_id="S-AA",
+                                     team_id=theirs.id, area="children_in_care", today=today)
 
 
 @pytest.fixture

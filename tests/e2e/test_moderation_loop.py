@@ -20,9 +20,9 @@ from flows.moderation import sample_month
 from qa import form_rules as fr
 from qa.periods import first_of_month
 from qabot.services import Services
-from store.models import AllocationRun, Audit, AuditAction, Case, Moderation, Staff, Team
+from store.models import AuditAction, Case, Moderation, Staff, Team
 
-from .bots import eventually, running_bot
+from .bots import allocated_audit, eventually, running_bot
 from .playground import MockTenant, MockUser, PlaygroundPage, PlaygroundServer
 
 MODERATOR = MockUser(id="user-id-0", name="Mo Lead", email="mo.lead@council.example",
@@ -58,18 +58,8 @@ async def _seed(ctx: Services) -> int:
         ])
         s.add(Case(case_ref=CASE_REF, team_id=theirs.id, social_worker_id="S-SW",
                    area="early_help", opened_on=date(2025, 4, 7), status="open"))
-        run = AllocationRun(key="e2e:moderation", kind="monthly", month=f"{today:%Y-%m}",
-                            seed=1, created_by="e2e", deadline=today + timedelta(days=20),
-                            summary={})
-        s.add(run)
-        await s.flush()
-        audit = Audit(run_id=run.id, case_ref=CASE_REF, auditor_id="S-AA", team_id=theirs.id,
-                      area="early_help", tool="case_audit", month=f"{today:%Y-%m}",
-                      reason="random", status="allocated", deadline=today + timedelta(days=20),
-                      look_back_from=today - timedelta(days=180), look_back_to=today)
-        s.add(audit)
-        await s.flush()
-        return int(audit.id)
+        return await allocated_audit(s, key="e2e:moderation", case_ref=CASE_REF, auditor_id="S-AA",
+                                     team_id=theirs.id, area="early_help", today=today)
 
 
 @pytest.fixture

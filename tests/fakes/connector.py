@@ -144,6 +144,18 @@ MemberLike = User | Mapping[str, Any]
 Predicate = Callable[["FakeConnector"], bool]
 
 
+def max_in_window(times: Iterable[float], window: float) -> int:
+    """The most events inside any sliding window of ``window`` seconds (for checking the
+    rate at which calls reached the fake)."""
+    ordered = sorted(times)
+    best = start = 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 def _format_retry_after(seconds: float) -> str:
     """HTTP allows only whole seconds; urllib3 raises on "0.5" when it retries GET/PUT/DELETE."""
     if float(seconds).is_integer():
