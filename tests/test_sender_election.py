@@ -146,7 +146,6 @@ async def _fan_out(ctx: Any, fc: Any, n: int) -> list[str]:
     return [f"card {i}" for i in range(n)]
 
 
-
 async def test_two_instances_send_each_message_once_at_one_tenant_rate_and_take_over(
         ctx: Any, fake_connector: Any) -> None:
     fc = fake_connector

@@ -370,7 +370,6 @@ def test_with_keys_reachable_a_forged_token_gets_401_and_the_keys_are_fetched_on
 # ---------------------------------------------------------------------------- items 9-10
 
 
-
 def test_two_instances_and_kill_9_of_the_sender_deliver_each_message_once_at_one_rate(
         tmp_path: Path, db_url: str, serving: list[Serve]) -> None:
     """The correctness half of bench/bench_failover.py: small, on both databases."""
